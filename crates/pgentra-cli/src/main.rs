@@ -1,0 +1,404 @@
+//! `pgentra`: Entra ID tokens and connection strings for Azure Database for PostgreSQL.
+
+use pgentra::{Connector, CredentialKind, Error, ErrorKind, Format, Options};
+use serde_json::json;
+use std::process::ExitCode;
+
+const USAGE: &str = "pgentra: passwordless Azure Database for PostgreSQL with Microsoft Entra ID
+
+Usage: pgentra [--prefix P] [--credential KIND] COMMAND [ARGS]
+
+Commands:
+  token [--json]              print the access token (--json: with expiry, credential, claims)
+  dsn [--format F]            print the connection string with the token or password
+                              F: libpq (default), uri, ado, jdbc, json
+  env                         print `export PG...=...` lines for eval
+  exec -- CMD [ARGS...]       run CMD with PGHOST, PGUSER, PGPASSWORD, ... set
+  check [--json]              diagnose configuration, credential, token and a real connection
+  grant --role NAME [--schema S]
+                              as the owner (PG* variables or --host/--port/--dbname/--user,
+                              password from PGPASSWORD or a prompt) grant ALL on the schema's
+                              tables and sequences to NAME
+  help [COMMAND]              this text, or one command's
+
+Options:
+  --prefix P        Service Connector variable prefix (default AZURE_POSTGRESQL)
+  --credential K    force a credential: password, client-secret, client-certificate,
+                    workload-identity, managed-identity, azure-cli, azd (or PGENTRA_CREDENTIAL)
+
+Environment: AZURE_POSTGRESQL_CONNECTIONSTRING or AZURE_POSTGRESQL_HOST/_PORT/_DATABASE/_USER,
+  _CLIENTID, _TENANTID, _CLIENTSECRET; AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET,
+  AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE; PGENTRA_SCOPE, AZURE_AUTHORITY_HOST,
+  PGENTRA_ALLOW_INSECURE=1, PGENTRA_TIMEOUT (seconds), PGENTRA_LOG=debug.
+
+Exit codes: 0 ok, 2 usage, 3 configuration, 4 credential, 5 identity service, 6 network,
+  7 TLS policy, 8 database, 9 internal.
+";
+
+fn help_for(cmd: &str) -> &'static str {
+    match cmd {
+        "token" => "pgentra token [--json]\n\nPrints the current access token for the configured identity. With --json, prints\n{\"token\", \"expires_on\", \"credential\", \"detail\", \"claims\": {aud, tid, oid, appid, user}}.\nExit codes as in `pgentra help`.\n",
+        "dsn" => "pgentra dsn [--format libpq|uri|ado|jdbc|json]\n\nPrints the connection string with a current token (or the configured password).\n",
+        "env" => "pgentra env\n\nPrints `export PGHOST=... PGPORT=... PGDATABASE=... PGUSER=... PGPASSWORD=... PGSSLMODE=...`,\nevery value single-quoted. Use: eval \"$(pgentra env)\"\n",
+        "exec" => "pgentra exec -- CMD [ARGS...]\n\nRuns CMD with the libpq variables set (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD,\nPGSSLMODE), e.g. pgentra exec -- psql -c 'select 1'. Exits with CMD's status.\n",
+        "check" => "pgentra check [--json]\n\nShows where the configuration came from, which credential won, the token's audience, expiry,\nobject id and derived user (never the token), the TLS mode, then connects and runs\n`select current_user`. Exits non-zero with a diagnosis when anything is wrong.\n",
+        "grant" => "pgentra grant --role NAME [--schema public] [--host H] [--port P] [--dbname D] [--user U]\n\nConnects as the tables' owner (libpq variables or the flags; password from PGPASSWORD or a\nprompt), runs GRANT ALL PRIVILEGES ON ALL TABLES and ALL SEQUENCES IN SCHEMA to the role\n(identifiers quoted), and prints the tables the role can now use.\n",
+        _ => USAGE,
+    }
+}
+
+fn exit_code(e: &Error) -> u8 {
+    match e.kind() {
+        ErrorKind::Config => 3,
+        ErrorKind::Credential => 4,
+        ErrorKind::IdentityService => 5,
+        ErrorKind::Network => 6,
+        ErrorKind::TlsPolicy => 7,
+        ErrorKind::Database => 8,
+        ErrorKind::Internal => 9,
+    }
+}
+
+struct Usage(String);
+
+fn main() -> ExitCode {
+    pgentra::init_logging();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure::Usage(Usage(msg))) => {
+            eprintln!("pgentra: {msg}\nRun `pgentra help` for usage.");
+            ExitCode::from(2)
+        }
+        Err(Failure::Error(e)) => {
+            eprintln!("{e}");
+            if let Some(code) = e.code() {
+                eprintln!("service code: {code}");
+            }
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+enum Failure {
+    Usage(Usage),
+    Error(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+fn usage<T>(msg: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure::Usage(Usage(msg.into())))
+}
+
+fn run(args: Vec<String>) -> Result<u8, Failure> {
+    let mut options = Options::default();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--prefix" => {
+                options.prefix = Some(args.get(i + 1).cloned().ok_or(()).or_else(|_| usage("--prefix needs a value"))?);
+                i += 2;
+            }
+            "--credential" => {
+                let v = args.get(i + 1).cloned().ok_or(()).or_else(|_| usage("--credential needs a value"))?;
+                options.credential = Some(CredentialKind::parse(&v)?);
+                i += 2;
+            }
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(0);
+            }
+            "--version" | "-V" => {
+                println!("pgentra {}", env!("CARGO_PKG_VERSION"));
+                return Ok(0);
+            }
+            _ => break,
+        }
+    }
+    let Some(cmd) = args.get(i).cloned() else {
+        eprint!("{USAGE}");
+        return Ok(2);
+    };
+    let rest: Vec<String> = args[i + 1..].to_vec();
+    if rest.iter().any(|a| a == "--help" || a == "-h") && cmd != "exec" {
+        print!("{}", help_for(&cmd));
+        return Ok(0);
+    }
+    match cmd.as_str() {
+        "help" => {
+            print!("{}", help_for(rest.first().map(String::as_str).unwrap_or("")));
+            Ok(0)
+        }
+        "token" => cmd_token(options, &rest),
+        "dsn" => cmd_dsn(options, &rest),
+        "env" => {
+            no_args(&rest)?;
+            let c = Connector::new(options)?;
+            println!("{}", c.connection_string(Format::Shell)?);
+            Ok(0)
+        }
+        "exec" => cmd_exec(options, &rest),
+        "check" => cmd_check(options, &rest),
+        "grant" => cmd_grant(&rest),
+        other => usage(format!("unknown command '{other}'")),
+    }
+}
+
+fn no_args(rest: &[String]) -> Result<(), Failure> {
+    if let Some(a) = rest.first() {
+        return usage(format!("unexpected argument '{a}'"));
+    }
+    Ok(())
+}
+
+fn flag_json(rest: &[String]) -> Result<bool, Failure> {
+    match rest {
+        [] => Ok(false),
+        [j] if j == "--json" => Ok(true),
+        [a, ..] => usage(format!("unexpected argument '{a}'")),
+    }
+}
+
+fn claims_json(info: &pgentra::TokenInfo) -> serde_json::Value {
+    match &info.claims {
+        None => serde_json::Value::Null,
+        Some(c) => {
+            let user = c.user_name();
+            json!({
+                "aud": c.aud, "tid": c.tid, "oid": c.oid, "appid": c.appid,
+                "user": user.as_ref().map(|u| &u.0), "user_claim": user.as_ref().map(|u| u.1),
+                "exp": c.exp,
+            })
+        }
+    }
+}
+
+fn cmd_token(options: Options, rest: &[String]) -> Result<u8, Failure> {
+    let json_out = flag_json(rest)?;
+    let c = Connector::new(options)?;
+    let token = c.token()?;
+    if json_out {
+        let info = c.token_info()?;
+        let v = json!({
+            "token": token.expose(),
+            "expires_on": info.expires_on,
+            "refresh_at": info.refresh_at,
+            "credential": info.credential.as_str(),
+            "detail": info.detail,
+            "claims": claims_json(&info),
+        });
+        println!("{v}");
+    } else {
+        println!("{}", token.expose());
+    }
+    Ok(0)
+}
+
+fn cmd_dsn(options: Options, rest: &[String]) -> Result<u8, Failure> {
+    let mut format = Format::Libpq;
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i].as_str() {
+            "--format" | "-f" => {
+                let v = rest.get(i + 1).ok_or(()).or_else(|_| usage("--format needs a value"))?;
+                format = Format::parse(v)?;
+                i += 2;
+            }
+            s if s.starts_with("--format=") => {
+                format = Format::parse(&s["--format=".len()..])?;
+                i += 1;
+            }
+            a => return usage(format!("unexpected argument '{a}'")),
+        }
+    }
+    let c = Connector::new(options)?;
+    println!("{}", c.connection_string(format)?);
+    Ok(0)
+}
+
+fn cmd_exec(options: Options, rest: &[String]) -> Result<u8, Failure> {
+    let cmd: &[String] = match rest.first().map(String::as_str) {
+        Some("--") => &rest[1..],
+        _ => rest,
+    };
+    let Some(program) = cmd.first() else {
+        return usage("exec needs a command: pgentra exec -- psql -c 'select 1'");
+    };
+    let c = Connector::new(options)?;
+    let params = c.params()?;
+    let mut command = std::process::Command::new(program);
+    command.args(&cmd[1..]);
+    for (k, v) in params.to_pg_env() {
+        command.env(k, v);
+    }
+    let status = command
+        .status()
+        .map_err(|e| Error::config(format!("cannot run '{program}': {e}")))?;
+    Ok(status.code().map(|c| c.clamp(0, 255) as u8).unwrap_or(1))
+}
+
+fn cmd_check(options: Options, rest: &[String]) -> Result<u8, Failure> {
+    let json_out = flag_json(rest)?;
+    let mut report = serde_json::Map::new();
+    let mut lines: Vec<String> = Vec::new();
+    let outcome = check_steps(options, &mut report, &mut lines);
+    let (ok, code, diagnosis) = match &outcome {
+        Ok(()) => (true, 0u8, None),
+        Err(e) => (false, exit_code(e), Some(e.to_string())),
+    };
+    if json_out {
+        report.insert("ok".into(), json!(ok));
+        if let Some(d) = &diagnosis {
+            report.insert("diagnosis".into(), json!(d));
+        }
+        if let Err(e) = &outcome {
+            report.insert("error_kind".into(), json!(e.kind().as_str()));
+            report.insert("service_code".into(), json!(e.code()));
+        }
+        println!("{}", serde_json::Value::Object(report));
+    } else {
+        for l in &lines {
+            println!("{l}");
+        }
+        match &diagnosis {
+            None => println!("OK: connected as the expected role over TLS"),
+            Some(d) => println!("FAILED: {d}"),
+        }
+    }
+    Ok(code)
+}
+
+fn check_steps(options: Options, report: &mut serde_json::Map<String, serde_json::Value>, lines: &mut Vec<String>) -> Result<(), Error> {
+    let c = Connector::new(options)?;
+    let cfg = c.config();
+    let source = match &cfg.sources.connection_string {
+        Some((var, d)) => format!("{var} ({})", d.as_str()),
+        None => "discrete variables".to_string(),
+    };
+    let mut vars = cfg.sources.discrete.clone();
+    vars.sort();
+    lines.push(format!("configuration: {source}{}", if vars.is_empty() { String::new() } else { format!(" + {}", vars.join(", ")) }));
+    let p = &cfg.params;
+    lines.push(format!(
+        "server: host={} port={} dbname={} sslmode={} cloud={}",
+        p.host.as_deref().unwrap_or("?"),
+        p.port.unwrap_or(5432),
+        p.dbname.as_deref().unwrap_or("(default)"),
+        p.sslmode.map(|s| s.as_str()).unwrap_or("require"),
+        cfg.cloud.as_str()
+    ));
+    report.insert("configuration".into(), json!({"source": source, "variables": vars}));
+    report.insert("server".into(), json!({"host": p.host, "port": p.port, "dbname": p.dbname, "sslmode": p.sslmode.map(|s| s.as_str()), "cloud": cfg.cloud.as_str()}));
+    let tls_ok = p.sslmode.map(|s| s.guarantees_tls()).unwrap_or(true);
+    lines.push(format!("tls: {}", if tls_ok { "required" } else { "NOT required" }));
+    report.insert("tls".into(), json!({"required": tls_ok, "allow_insecure": cfg.allow_insecure}));
+
+    if c.is_password_mode() {
+        lines.push("credential: password from the configuration (secret mode); no identity request".into());
+        report.insert("credential".into(), json!({"kind": "password"}));
+    } else {
+        let expected = pgentra::cloud::resource_of(cfg.cloud.scope()).to_string();
+        let info = c.token_info()?;
+        let now = pgentra::identity::now_unix();
+        lines.push(format!("credential: {} — {}", info.credential.as_str(), info.detail));
+        lines.push(format!("token: expires in {} s (refresh in {} s)", info.expires_on - now, info.refresh_at - now));
+        let claims = info.claims.clone().unwrap_or_default();
+        let aud = claims.aud.clone().unwrap_or_default();
+        let aud_ok = aud.trim_end_matches('/') == expected.trim_end_matches('/');
+        let derived = claims.user_name();
+        lines.push(format!(
+            "token claims: aud={} ({}), tid={}, oid={}, user from token={}",
+            aud,
+            if aud_ok { "ok" } else { "WRONG" },
+            claims.tid.as_deref().unwrap_or("-"),
+            claims.oid.as_deref().unwrap_or("-"),
+            derived.as_ref().map(|(u, k)| format!("{u} ({k})")).unwrap_or_else(|| "-".into())
+        ));
+        report.insert("credential".into(), json!({"kind": info.credential.as_str(), "detail": info.detail}));
+        report.insert("token".into(), json!({"expires_on": info.expires_on, "refresh_at": info.refresh_at, "claims": claims_json(&info), "audience_ok": aud_ok, "expected_audience": expected}));
+        if !aud_ok {
+            return Err(Error::new(
+                ErrorKind::IdentityService,
+                format!("the token's audience is '{aud}', not '{expected}' (with or without a trailing slash): the server will refuse it; the token was requested for the wrong resource: unset PGENTRA_SCOPE or set it to {expected}/.default"),
+            ));
+        }
+        if let (Some(configured), Some((from_token, claim))) = (&cfg.params.user, &derived) {
+            let bare = configured.split('@').next().unwrap_or(configured);
+            if bare != from_token && configured != from_token {
+                lines.push(format!("warning: the configured user '{configured}' differs from the token's identity '{from_token}' ({claim})"));
+                report.insert("user_warning".into(), json!(format!("configured user '{configured}' differs from the token's '{from_token}'")));
+            }
+        }
+    }
+    c.config().check_tls_policy().or_else(|e| if c.is_password_mode() { Ok(()) } else { Err(e) })?;
+    let params = c.params()?;
+    let user = params.user.clone().unwrap_or_default();
+    let rt = pgentra::runtime::runtime()?;
+    let got = rt.block_on(async move { pgentra::db::current_user(&params).await })?;
+    lines.push(format!("connection: select current_user = {got}"));
+    report.insert("connection".into(), json!({"current_user": got, "user": user}));
+    if got != user && !user.starts_with(&format!("{got}@")) {
+        return Err(Error::new(ErrorKind::Database, format!("connected as '{got}' but the configured user is '{user}'")));
+    }
+    Ok(())
+}
+
+fn cmd_grant(rest: &[String]) -> Result<u8, Failure> {
+    let mut role = None;
+    let mut schema = "public".to_string();
+    let mut p = pgentra::ConnParams::default();
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    p.host = env("PGHOST");
+    p.dbname = env("PGDATABASE");
+    p.user = env("PGUSER");
+    if let Some(port) = env("PGPORT") {
+        p.port = Some(port.parse().map_err(|_| Error::config(format!("PGPORT '{port}' is not a port number")))?);
+    }
+    let mut i = 0;
+    while i < rest.len() {
+        let v = rest.get(i + 1).cloned();
+        let need = |v: Option<String>, f: &str| v.ok_or(()).or_else(|_| usage(format!("{f} needs a value")));
+        match rest[i].as_str() {
+            "--role" => role = Some(need(v, "--role")?),
+            "--schema" => schema = need(v, "--schema")?,
+            "--host" => p.host = Some(need(v, "--host")?),
+            "--port" => {
+                let s = need(v, "--port")?;
+                p.port = Some(s.parse().map_err(|_| Error::config(format!("--port '{s}' is not a port number")))?);
+            }
+            "--dbname" => p.dbname = Some(need(v, "--dbname")?),
+            "--user" => p.user = Some(need(v, "--user")?),
+            a => return usage(format!("unexpected argument '{a}'")),
+        }
+        i += 2;
+    }
+    let Some(role) = role else {
+        return usage("grant needs --role NAME");
+    };
+    if p.host.is_none() {
+        return Err(Error::config("grant needs the server: set PGHOST or pass --host").into());
+    }
+    let mode = env("PGSSLMODE").unwrap_or_else(|| "require".into());
+    p.sslmode = Some(pgentra::SslMode::parse(&mode).ok_or_else(|| Error::config(format!("PGSSLMODE '{mode}' is not an sslmode")))?);
+    if let Some(root) = env("PGSSLROOTCERT") {
+        p.extra.push(("sslrootcert".into(), root));
+    }
+    let password = match env("PGPASSWORD") {
+        Some(pw) => pw,
+        None => rpassword::prompt_password(format!("Password for {}: ", p.user.as_deref().unwrap_or("owner")))
+            .map_err(|e| Error::config(format!("no PGPASSWORD and cannot prompt for the owner's password: {e}")))?,
+    };
+    p.password = Some(pgentra::Secret::new(password));
+    let rt = pgentra::runtime::runtime()?;
+    let tables = rt.block_on(async move { pgentra::db::grant(&p, &role, &schema).await })?;
+    println!("granted; tables the role can use ({}):", tables.len());
+    for t in tables {
+        println!("  {t}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,143 @@
+//! Hand-rolled command-line parsing (no clap).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+pub const USAGE: &str = "usage: pgentra-emulator --state-dir DIR \
+[--pg-admin \"host=/sock/dir port=N user=postgres dbname=postgres\"] \
+[--lifetime SECS (default 3600)] [--refresh-in SECS] [--secret S (default \"emulator-secret\")] \
+[--faults JSON]";
+
+#[derive(Debug)]
+pub struct Args {
+    pub state_dir: PathBuf,
+    pub pg_admin: Option<String>,
+    pub lifetime: u64,
+    pub refresh_in: Option<u64>,
+    pub secret: String,
+    pub faults: Vec<Fault>,
+}
+
+/// One injected fault, consumed by the next identity request (MSI, IMDS or Entra).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Fault {
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    #[serde(default)]
+    pub drop: bool,
+    #[serde(default)]
+    pub bad_json: bool,
+    #[serde(default)]
+    pub empty_token: bool,
+}
+
+/// Parses a JSON array of faults (a single fault object is accepted too).
+pub fn parse_faults(text: &str) -> Result<Vec<Fault>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("faults: invalid JSON: {e}"))?;
+    let faults: Vec<Fault> = match value {
+        serde_json::Value::Array(_) => serde_json::from_value(value),
+        serde_json::Value::Object(_) => serde_json::from_value(value).map(|f| vec![f]),
+        _ => return Err("faults: expected a JSON array of fault objects".into()),
+    }
+    .map_err(|e| format!("faults: {e}"))?;
+    for f in &faults {
+        if let Some(s) = f.status {
+            if !(100..=599).contains(&s) {
+                return Err(format!("faults: status {s} is not an HTTP status"));
+            }
+        }
+    }
+    Ok(faults)
+}
+
+fn parse_secs(flag: &str, v: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .map_err(|_| format!("{flag}: expected a whole number of seconds, got {v:?}"))
+}
+
+pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut state_dir = None;
+    let mut pg_admin = None;
+    let mut lifetime = 3600u64;
+    let mut refresh_in = None;
+    let mut secret = "emulator-secret".to_string();
+    let mut faults = Vec::new();
+
+    let mut it = argv.into_iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        if flag == "--help" || flag == "-h" {
+            return Err(USAGE.to_string());
+        }
+        let mut value = || -> Result<String, String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => it.next().ok_or_else(|| format!("{flag}: missing value")),
+            }
+        };
+        match flag.as_str() {
+            "--state-dir" => state_dir = Some(PathBuf::from(value()?)),
+            "--pg-admin" => pg_admin = Some(value()?),
+            "--lifetime" => lifetime = parse_secs("--lifetime", &value()?)?,
+            "--refresh-in" => refresh_in = Some(parse_secs("--refresh-in", &value()?)?),
+            "--secret" => secret = value()?,
+            "--faults" => faults.extend(parse_faults(&value()?)?),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    let state_dir = state_dir.ok_or_else(|| format!("--state-dir is required\n{USAGE}"))?;
+    if lifetime == 0 {
+        return Err("--lifetime must be at least 1 second".into());
+    }
+    if secret.is_empty() {
+        return Err("--secret must not be empty".into());
+    }
+    Ok(Args {
+        state_dir,
+        pg_admin,
+        lifetime,
+        refresh_in,
+        secret,
+        faults,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_flags() {
+        let a = parse(v(&[
+            "--state-dir",
+            "/tmp/x",
+            "--lifetime=60",
+            "--refresh-in",
+            "30",
+            "--secret",
+            "s",
+            "--faults",
+            r#"[{"status":500},{"drop":true}]"#,
+        ]))
+        .unwrap();
+        assert_eq!(a.lifetime, 60);
+        assert_eq!(a.refresh_in, Some(30));
+        assert_eq!(a.secret, "s");
+        assert_eq!(a.faults.len(), 2);
+        assert!(parse(v(&["--lifetime", "5"])).is_err());
+        assert!(parse(v(&["--state-dir", "/x", "--bogus"])).is_err());
+    }
+}

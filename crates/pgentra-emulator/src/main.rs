@@ -1,0 +1,237 @@
+//! `pgentra-emulator`: a local stand-in for Azure's identity endpoints (App Service
+//! managed identity, IMDS, Entra ID v2 client credentials), for tests and demos.
+//!
+//! It binds only 127.0.0.1 and never talks to Azure. See `--help`.
+
+mod args;
+mod identity;
+mod pg;
+mod server;
+mod tls;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::server::{Config, Emulator};
+
+fn main() {
+    let args = match args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("pgentra-emulator: {e}");
+            std::process::exit(2);
+        }
+    };
+    // Read the local UTC offset while the process is still single-threaded (the `time`
+    // crate refuses to do so later on Unix). Used only for `az`-style `expiresOn`.
+    let local_offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pgentra-emulator: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match run(args, local_offset).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("pgentra-emulator: {e}");
+                1
+            }
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    std::process::exit(code);
+}
+
+/// Writes `contents` to `path` via a temporary file in the same directory and a rename,
+/// so that readers never see a partial file.
+fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), String> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("writing {}: {e}", path.display())
+    })
+}
+
+/// Single-quotes a value for a POSIX shell when it has characters that need it.
+fn shell_value(v: &str) -> String {
+    let plain = v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-./:@%+,=".contains(c));
+    if plain && !v.is_empty() {
+        v.to_string()
+    } else {
+        format!("'{}'", v.replace('\'', "'\\''"))
+    }
+}
+
+async fn run(args: args::Args, local_offset: time::UtcOffset) -> Result<(), String> {
+    std::fs::create_dir_all(&args.state_dir)
+        .map_err(|e| format!("creating {}: {e}", args.state_dir.display()))?;
+    let dir: PathBuf = std::fs::canonicalize(&args.state_dir)
+        .map_err(|e| format!("resolving {}: {e}", args.state_dir.display()))?;
+    let env_path = dir.join("emulator.env");
+    let json_path = dir.join("emulator.json");
+    let pid_path = dir.join("emulator.pid");
+    let ca_path = dir.join("ca.pem");
+    // Readers wait for emulator.env: never let them see a previous run's file.
+    let _ = std::fs::remove_file(&env_path);
+    let _ = std::fs::remove_file(&json_path);
+
+    let http = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("binding http: {e}"))?;
+    let https = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("binding https: {e}"))?;
+    let http_port = http.local_addr().map_err(|e| e.to_string())?.port();
+    let https_port = https.local_addr().map_err(|e| e.to_string())?.port();
+    let tls = tls::generate()?;
+
+    let identity_header = identity::random_hex(16);
+    let http_base = format!("http://127.0.0.1:{http_port}");
+    let https_base = format!("https://127.0.0.1:{https_port}");
+    let vars: Vec<(&str, String)> = vec![
+        ("IDENTITY_ENDPOINT", format!("{http_base}/msi/token")),
+        ("IDENTITY_HEADER", identity_header.clone()),
+        ("PGENTRA_EMULATOR_HTTP", http_base.clone()),
+        ("AZURE_AUTHORITY_HOST", https_base.clone()),
+        (
+            "PGENTRA_EMULATOR_CA",
+            ca_path.to_string_lossy().into_owned(),
+        ),
+    ];
+
+    let emu = Arc::new(Emulator::new(
+        Config {
+            identity_header,
+            secret: args.secret.clone(),
+            lifetime: args.lifetime,
+            refresh_in: args.refresh_in,
+            https_base: https_base.clone(),
+            local_offset,
+        },
+        args.pg_admin.clone(),
+        args.faults.clone(),
+    ));
+
+    tokio::spawn(accept_loop(http, emu.clone(), None));
+    tokio::spawn(accept_loop(
+        https,
+        emu.clone(),
+        Some(TlsAcceptor::from(tls.config.clone())),
+    ));
+
+    write_atomic(&pid_path, format!("{}\n", std::process::id()).as_bytes())?;
+    write_atomic(&ca_path, tls.ca_pem.as_bytes())?;
+    let json: serde_json::Map<String, serde_json::Value> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_str())))
+        .collect();
+    let mut json_text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+    json_text.push('\n');
+    write_atomic(&json_path, json_text.as_bytes())?;
+    let env_text: String = vars
+        .iter()
+        .map(|(k, v)| format!("{k}={}\n", shell_value(v)))
+        .collect();
+    write_atomic(&env_path, env_text.as_bytes())?;
+
+    eprintln!(
+        "pgentra-emulator: pid {} http {http_base} https {https_base} state {}{}",
+        std::process::id(),
+        dir.display(),
+        if args.pg_admin.is_some() {
+            " (syncing PostgreSQL roles)"
+        } else {
+            ""
+        }
+    );
+
+    wait_for_signal().await?;
+    eprintln!("pgentra-emulator: shutting down");
+    let _ = std::fs::remove_file(&env_path);
+    let _ = std::fs::remove_file(&json_path);
+    let _ = std::fs::remove_file(&pid_path);
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, emu: Arc<Emulator>, tls: Option<TlsAcceptor>) {
+    loop {
+        let (stream, _peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("pgentra-emulator: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let emu = emu.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => serve_connection(stream, emu, false).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(s)) => serve_connection(s, emu, true).await,
+                        Ok(Err(e)) => eprintln!("pgentra-emulator: TLS handshake failed: {e}"),
+                        Err(_) => eprintln!("pgentra-emulator: TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection<S>(stream: S, emu: Arc<Emulator>, tls: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let emu = emu.clone();
+        async move { emu.serve(req, tls).await }
+    });
+    // Errors here are client disconnects or injected `drop` faults: nothing to report.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}

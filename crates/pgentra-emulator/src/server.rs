@@ -1,0 +1,885 @@
+//! Request routing and the endpoint handlers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Serialize;
+use serde_json::{json, Value};
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::args::Fault;
+use crate::identity::{self, Identity, Kind, SUBSCRIPTION_ID, TENANT_ID};
+use crate::pg::PgSync;
+
+pub type Resp = Response<Full<Bytes>>;
+
+/// Returned by the service to make hyper close the connection without answering.
+#[derive(Debug)]
+pub struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by injected fault")
+    }
+}
+impl std::error::Error for Dropped {}
+
+/// A short note for the request log line (never a token or secret).
+#[derive(Clone)]
+struct Note(String);
+
+/// Tokens with less than this left are not handed out again.
+const REUSE_MARGIN_SECS: u64 = 300;
+const MAX_BODY: usize = 1 << 20;
+
+pub struct Config {
+    pub identity_header: String,
+    pub secret: String,
+    pub lifetime: u64,
+    pub refresh_in: Option<u64>,
+    /// `https://127.0.0.1:Q`
+    pub https_base: String,
+    pub local_offset: UtcOffset,
+}
+
+#[derive(Default, Serialize, Clone)]
+struct Stats {
+    msi_requests: u64,
+    imds_requests: u64,
+    entra_requests: u64,
+    tokens_issued: u64,
+    mint_requests: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    stats: Stats,
+    faults: VecDeque<Fault>,
+}
+
+#[derive(Clone)]
+struct Issued {
+    token: String,
+    iat: u64,
+    exp: u64,
+}
+
+struct MintState {
+    cache: HashMap<(&'static str, String), Issued>,
+    pg: Option<PgSync>,
+}
+
+pub struct Emulator {
+    cfg: Config,
+    shared: Mutex<Shared>,
+    /// Held across minting and the PostgreSQL update so that the kept token and the
+    /// role's password never disagree.
+    mint: tokio::sync::Mutex<MintState>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Msi,
+    Imds,
+    Entra,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn utc(secs: u64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs as i64).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn ymd_hms(t: OffsetDateTime, date_time_sep: char) -> String {
+    format!(
+        "{:04}-{:02}-{:02}{}{:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        date_time_sep,
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// `2024-05-01T12:00:00Z`
+fn rfc3339_utc(secs: u64) -> String {
+    format!("{}Z", ymd_hms(utc(secs), 'T'))
+}
+
+fn json_resp(status: u16, body: &Value) -> Resp {
+    raw_resp(
+        status,
+        "application/json; charset=utf-8",
+        serde_json::to_vec(body).expect("json"),
+    )
+}
+
+fn raw_resp(status: u16, content_type: &str, body: Vec<u8>) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_str(content_type).expect("ctype"),
+    );
+    r.headers_mut().insert(
+        "cache-control",
+        HeaderValue::from_static("no-store, no-cache"),
+    );
+    r
+}
+
+fn with_note(mut r: Resp, note: impl Into<String>) -> Resp {
+    r.extensions_mut().insert(Note(note.into()));
+    r
+}
+
+/// Decodes `application/x-www-form-urlencoded` (also used for query strings).
+pub fn form_decode(s: &str) -> Vec<(String, String)> {
+    fn dec(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len()
+                    && b[i + 1].is_ascii_hexdigit()
+                    && b[i + 2].is_ascii_hexdigit() =>
+                {
+                    let hex = std::str::from_utf8(&b[i + 1..i + 3]).expect("ascii");
+                    out.push(u8::from_str_radix(hex, 16).expect("hex digits"));
+                    i += 2;
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (dec(k), dec(v)),
+            None => (dec(p), String::new()),
+        })
+        .collect()
+}
+
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    /// Present and non-empty.
+    fn value(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|v| !v.trim().is_empty())
+    }
+}
+
+fn aad_timestamp(secs: u64) -> String {
+    format!("{}Z", ymd_hms(utc(secs), ' '))
+}
+
+/// An Entra-style error body (`error`, `error_description` with AADSTS code, ...).
+fn aad_error(status: u16, error: &str, code: u32, message: &str) -> Resp {
+    let trace = identity::random_guid();
+    let corr = identity::random_guid();
+    let ts = aad_timestamp(now_secs());
+    let body = json!({
+        "error": error,
+        "error_description": format!("AADSTS{code}: {message} Trace ID: {trace} Correlation ID: {corr} Timestamp: {ts}"),
+        "error_codes": [code],
+        "timestamp": ts,
+        "trace_id": trace,
+        "correlation_id": corr,
+    });
+    with_note(json_resp(status, &body), format!("AADSTS{code}"))
+}
+
+fn missing_param(name: &str) -> Resp {
+    aad_error(
+        400,
+        "invalid_request",
+        900144,
+        &format!("The request body must contain the following parameter: '{name}'."),
+    )
+}
+
+fn msi_error(status: u16, message: &str) -> Resp {
+    json_resp(
+        status,
+        &json!({"statusCode": status, "message": message, "correlationId": identity::random_guid()}),
+    )
+}
+
+fn imds_error(status: u16, error: &str, description: &str) -> Resp {
+    json_resp(
+        status,
+        &json!({"error": error, "error_description": description}),
+    )
+}
+
+fn server_error(e: &str) -> Resp {
+    eprintln!("pgentra-emulator: error: {e}");
+    with_note(
+        json_resp(
+            500,
+            &json!({"error": "server_error", "error_description": "pgentra-emulator could not issue the token (see its log)"}),
+        ),
+        "token sync failed",
+    )
+}
+
+/// What an injected fault asks the handler to do after the request was counted.
+enum FaultAction {
+    None,
+    Respond(Resp),
+    EmptyToken,
+}
+
+impl Emulator {
+    pub fn new(cfg: Config, pg_admin: Option<String>, faults: Vec<Fault>) -> Self {
+        Emulator {
+            cfg,
+            shared: Mutex::new(Shared {
+                stats: Stats::default(),
+                faults: faults.into(),
+            }),
+            mint: tokio::sync::Mutex::new(MintState {
+                cache: HashMap::new(),
+                pg: pg_admin.map(PgSync::new),
+            }),
+        }
+    }
+
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Entry point for hyper: routes, logs one line, maps `Dropped` to a closed connection.
+    pub async fn serve(&self, req: Request<Incoming>, tls: bool) -> Result<Resp, Dropped> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let result = if tls {
+            self.route_https(req).await
+        } else {
+            self.route_http(req).await
+        };
+        match &result {
+            Ok(r) => {
+                let note = r
+                    .extensions()
+                    .get::<Note>()
+                    .map(|n| format!(" ({})", n.0))
+                    .unwrap_or_default();
+                eprintln!(
+                    "pgentra-emulator: {method} {path} {}{note}",
+                    r.status().as_u16()
+                );
+            }
+            Err(_) => eprintln!("pgentra-emulator: {method} {path} dropped (fault)"),
+        }
+        result
+    }
+
+    async fn route_http(&self, req: Request<Incoming>) -> Result<Resp, Dropped> {
+        let path = req.uri().path().to_string();
+        let method = req.method().clone();
+        match (path.as_str(), &method) {
+            ("/msi/token", &Method::GET) => self.msi(req).await,
+            ("/metadata/identity/oauth2/token", &Method::GET) => self.imds(req).await,
+            ("/control/stats", &Method::GET) => Ok(self.stats()),
+            ("/control/reset", &Method::POST) => Ok(self.reset()),
+            ("/control/rotate", &Method::POST) => Ok(self.rotate().await),
+            ("/control/faults", &Method::POST) => Ok(self.add_faults(req).await),
+            ("/control/mint", &Method::GET) => Ok(self.control_mint(req).await),
+            ("/control/health", &Method::GET) | ("/", &Method::GET) => Ok(json_resp(
+                200,
+                &json!({"status": "ok", "service": "pgentra-emulator"}),
+            )),
+            (
+                "/msi/token"
+                | "/metadata/identity/oauth2/token"
+                | "/control/stats"
+                | "/control/reset"
+                | "/control/rotate"
+                | "/control/faults"
+                | "/control/mint",
+                _,
+            ) => Ok(json_resp(405, &json!({"error": "method_not_allowed"}))),
+            _ => Ok(json_resp(404, &json!({"error": "not_found", "path": path}))),
+        }
+    }
+
+    async fn route_https(&self, req: Request<Incoming>) -> Result<Resp, Dropped> {
+        let path = req.uri().path().to_string();
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let method = req.method().clone();
+        match (segs.as_slice(), &method) {
+            ([tenant, "oauth2", "v2.0", "token"], &Method::POST) if !tenant.is_empty() => {
+                let tenant = tenant.to_string();
+                self.entra(req, &tenant).await
+            }
+            ([_, "oauth2", "v2.0", "token"], _) => Ok(aad_error(
+                405,
+                "invalid_request",
+                900561,
+                "The endpoint only accepts POST requests.",
+            )),
+            ([tenant, "v2.0", ".well-known", "openid-configuration"], &Method::GET) => {
+                Ok(self.openid_configuration(tenant))
+            }
+            ([_, "discovery", "instance"], &Method::GET) => {
+                Ok(self.instance_discovery(req.uri().query()))
+            }
+            ([_, "discovery", "v2.0", "keys"], &Method::GET) => {
+                Ok(json_resp(200, &json!({"keys": []})))
+            }
+            _ => Ok(json_resp(404, &json!({"error": "not_found", "path": path}))),
+        }
+    }
+
+    // ---- faults --------------------------------------------------------------------
+
+    async fn take_fault(&self, ep: Endpoint) -> Result<FaultAction, Dropped> {
+        let fault = self.shared().faults.pop_front();
+        let Some(f) = fault else {
+            return Ok(FaultAction::None);
+        };
+        if let Some(ms) = f.delay_ms {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if f.drop {
+            return Err(Dropped);
+        }
+        if let Some(status) = f.status {
+            let msg = format!("pgentra-emulator injected fault (HTTP {status})");
+            let mut r = match ep {
+                Endpoint::Msi => msi_error(status, &msg),
+                Endpoint::Imds => imds_error(status, "temporarily_unavailable", &msg),
+                Endpoint::Entra => aad_error(status, "temporarily_unavailable", 50196, &msg),
+            };
+            if let Some(secs) = f.retry_after {
+                r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+            }
+            return Ok(FaultAction::Respond(with_note(r, "fault")));
+        }
+        if f.bad_json {
+            return Ok(FaultAction::Respond(with_note(
+                raw_resp(
+                    200,
+                    "application/json; charset=utf-8",
+                    b"{not json".to_vec(),
+                ),
+                "fault bad_json",
+            )));
+        }
+        if f.empty_token {
+            return Ok(FaultAction::EmptyToken);
+        }
+        Ok(FaultAction::None)
+    }
+
+    // ---- tokens ---------------------------------------------------------------------
+
+    /// Returns the kept token for identity+audience, or mints (and syncs) a new one.
+    async fn token_for(
+        &self,
+        ident: &'static Identity,
+        aud: &str,
+    ) -> Result<(Issued, bool), String> {
+        let mut st = self.mint.lock().await;
+        let now = now_secs();
+        let key = (ident.key, aud.to_string());
+        if let Some(kept) = st.cache.get(&key) {
+            if kept.exp >= now + REUSE_MARGIN_SECS {
+                return Ok((kept.clone(), false));
+            }
+        }
+        let exp = now + self.cfg.lifetime;
+        let issued = Issued {
+            token: identity::mint(ident, aud, now, exp),
+            iat: now,
+            exp,
+        };
+        // Only tokens for the PostgreSQL resource become role passwords: a token for another
+        // audience must be refused by the server, as Azure does.
+        let for_postgres = aud.trim_end_matches('/').contains("ossrdbms-aad.");
+        if let (Some(pg), true) = (st.pg.as_mut(), for_postgres) {
+            pg.set_password(ident.role, &issued.token)
+                .await
+                .map_err(|e| format!("updating PostgreSQL role {:?}: {e}", ident.role))?;
+        }
+        st.cache.insert(key, issued.clone());
+        self.shared().stats.tokens_issued += 1;
+        Ok((issued, true))
+    }
+
+    fn empty_issued(&self) -> Issued {
+        let now = now_secs();
+        Issued {
+            token: String::new(),
+            iat: now,
+            exp: now + self.cfg.lifetime,
+        }
+    }
+
+    async fn issue(
+        &self,
+        fault: FaultAction,
+        ident: &'static Identity,
+        aud: &str,
+    ) -> Result<(Issued, String), Resp> {
+        if let FaultAction::EmptyToken = fault {
+            return Ok((
+                self.empty_issued(),
+                format!("{}, fault empty_token", ident.key),
+            ));
+        }
+        match self.token_for(ident, aud).await {
+            Ok((i, fresh)) => {
+                let note = format!(
+                    "{}, {}",
+                    ident.key,
+                    if fresh { "new token" } else { "kept token" }
+                );
+                Ok((i, note))
+            }
+            Err(e) => Err(server_error(&e)),
+        }
+    }
+
+    // ---- App Service managed identity ----------------------------------------------
+
+    async fn msi(&self, req: Request<Incoming>) -> Result<Resp, Dropped> {
+        self.shared().stats.msi_requests += 1;
+        let fault = match self.take_fault(Endpoint::Msi).await? {
+            FaultAction::Respond(r) => return Ok(r),
+            other => other,
+        };
+        let header_ok = req
+            .headers()
+            .get("x-identity-header")
+            .is_some_and(|v| v.as_bytes() == self.cfg.identity_header.as_bytes());
+        if !header_ok {
+            return Ok(msi_error(
+                401,
+                "The X-IDENTITY-HEADER header is missing or does not match IDENTITY_HEADER.",
+            ));
+        }
+        let q = Params(form_decode(req.uri().query().unwrap_or("")));
+        if q.value("api-version").is_none() {
+            return Ok(msi_error(
+                400,
+                "The api-version query parameter is required (e.g. api-version=2019-08-01).",
+            ));
+        }
+        let Some(resource) = q.value("resource") else {
+            return Ok(msi_error(400, "The resource query parameter is required."));
+        };
+        let res_id = q.value("mi_res_id").or_else(|| q.value("msi_res_id"));
+        let Some(ident) =
+            identity::managed_lookup(q.value("client_id"), q.value("principal_id"), res_id)
+        else {
+            return Ok(with_note(
+                msi_error(400, "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId."),
+                "unknown identity",
+            ));
+        };
+        let aud = identity::audience(resource);
+        let (issued, note) = match self.issue(fault, ident, &aud).await {
+            Ok(x) => x,
+            Err(r) => return Ok(r),
+        };
+        let mut body = json!({
+            "access_token": issued.token,
+            "expires_on": issued.exp.to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": ident.client_id,
+        });
+        if let Some(r) = self.cfg.refresh_in {
+            body["refresh_in"] = json!(r);
+        }
+        Ok(with_note(json_resp(200, &body), note))
+    }
+
+    // ---- IMDS -----------------------------------------------------------------------
+
+    async fn imds(&self, req: Request<Incoming>) -> Result<Resp, Dropped> {
+        self.shared().stats.imds_requests += 1;
+        let fault = match self.take_fault(Endpoint::Imds).await? {
+            FaultAction::Respond(r) => return Ok(r),
+            other => other,
+        };
+        let metadata_ok = req
+            .headers()
+            .get("metadata")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        if !metadata_ok {
+            return Ok(imds_error(
+                400,
+                "invalid_request",
+                "Required metadata header not specified",
+            ));
+        }
+        let q = Params(form_decode(req.uri().query().unwrap_or("")));
+        if q.value("api-version").is_none() {
+            return Ok(imds_error(
+                400,
+                "invalid_request",
+                "Required query variable 'api-version' is missing",
+            ));
+        }
+        let Some(resource) = q.value("resource") else {
+            return Ok(imds_error(
+                400,
+                "invalid_request",
+                "Required query variable 'resource' is missing",
+            ));
+        };
+        let Some(ident) = identity::managed_lookup(
+            q.value("client_id"),
+            q.value("object_id").or_else(|| q.value("principal_id")),
+            q.value("msi_res_id").or_else(|| q.value("mi_res_id")),
+        ) else {
+            return Ok(with_note(
+                imds_error(400, "invalid_request", "Identity not found"),
+                "unknown identity",
+            ));
+        };
+        let aud = identity::audience(resource);
+        let (issued, note) = match self.issue(fault, ident, &aud).await {
+            Ok(x) => x,
+            Err(r) => return Ok(r),
+        };
+        let expires_in = issued.exp.saturating_sub(now_secs());
+        let mut body = json!({
+            "access_token": issued.token,
+            "client_id": ident.client_id,
+            "expires_in": expires_in.to_string(),
+            "expires_on": issued.exp.to_string(),
+            "ext_expires_in": expires_in.to_string(),
+            "not_before": issued.iat.to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+        });
+        if let Some(r) = self.cfg.refresh_in {
+            body["refresh_in"] = json!(r);
+        }
+        Ok(with_note(json_resp(200, &body), note))
+    }
+
+    // ---- Entra ID v2 ----------------------------------------------------------------
+
+    async fn entra(&self, req: Request<Incoming>, tenant: &str) -> Result<Resp, Dropped> {
+        self.shared().stats.entra_requests += 1;
+        let fault = match self.take_fault(Endpoint::Entra).await? {
+            FaultAction::Respond(r) => return Ok(r),
+            other => other,
+        };
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return Ok(aad_error(
+                    400,
+                    "invalid_request",
+                    900144,
+                    "The request body could not be read.",
+                ))
+            }
+        };
+        let f = Params(form_decode(&String::from_utf8_lossy(&body)));
+        let Some(grant_type) = f.value("grant_type") else {
+            return Ok(missing_param("grant_type"));
+        };
+        if grant_type != "client_credentials" {
+            return Ok(aad_error(
+                400,
+                "unsupported_grant_type",
+                70003,
+                &format!("The app requested an unsupported grant type '{grant_type}'."),
+            ));
+        }
+        let Some(client_id) = f.value("client_id") else {
+            return Ok(missing_param("client_id"));
+        };
+        let Some(scope) = f.value("scope") else {
+            return Ok(missing_param("scope"));
+        };
+        let scope = scope.trim();
+        if !scope.ends_with("/.default") || scope.contains(' ') {
+            return Ok(aad_error(
+                400,
+                "invalid_scope",
+                1002012,
+                &format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+            ));
+        }
+        let Some(ident) = identity::entra_by_client_id(client_id) else {
+            return Ok(aad_error(
+                400,
+                "unauthorized_client",
+                700016,
+                &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."),
+            ));
+        };
+        let secret = f.get("client_secret");
+        let assertion = f.value("client_assertion");
+        let assertion_type = f.value("client_assertion_type");
+        if secret.is_none() && assertion.is_none() {
+            return Ok(aad_error(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            ));
+        }
+        if assertion.is_some() {
+            if assertion_type.is_none() {
+                return Ok(missing_param("client_assertion_type"));
+            }
+            if assertion_type != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+                return Ok(aad_error(
+                    400,
+                    "invalid_request",
+                    50027,
+                    "Invalid client_assertion_type; expected urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+                ));
+            }
+        }
+        let bad_secret = || {
+            aad_error(
+                401,
+                "invalid_client",
+                7000215,
+                &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", ident.client_id),
+            )
+        };
+        match ident.kind {
+            Kind::Secret => match secret {
+                Some(s) if s == self.cfg.secret => {}
+                Some(_) => return Ok(bad_secret()),
+                None => {
+                    return Ok(aad_error(
+                        401,
+                        "invalid_client",
+                        7000218,
+                        "The request body must contain the following parameter: 'client_assertion' or 'client_secret'. (this application uses a client secret)",
+                    ))
+                }
+            },
+            Kind::Certificate | Kind::Federated => {
+                let Some(a) = assertion else { return Ok(bad_secret()) };
+                if ident.kind == Kind::Certificate {
+                    if let Err((code, msg)) = identity::check_cert_assertion(a, ident.client_id, now_secs()) {
+                        return Ok(aad_error(401, "invalid_client", code, &msg));
+                    }
+                }
+            }
+            Kind::Managed | Kind::Developer => unreachable!("not an Entra client-credentials identity"),
+        }
+        let aud = identity::audience(scope);
+        let (issued, note) = match self.issue(fault, ident, &aud).await {
+            Ok(x) => x,
+            Err(r) => return Ok(r),
+        };
+        let expires_in = issued.exp.saturating_sub(now_secs());
+        let mut body = json!({
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "ext_expires_in": expires_in,
+            "access_token": issued.token,
+        });
+        if let Some(r) = self.cfg.refresh_in {
+            body["refresh_in"] = json!(r);
+        }
+        Ok(with_note(json_resp(200, &body), note))
+    }
+
+    fn openid_configuration(&self, tenant: &str) -> Resp {
+        let base = &self.cfg.https_base;
+        json_resp(
+            200,
+            &json!({
+                "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
+                "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+                "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
+                "response_modes_supported": ["query", "fragment", "form_post"],
+                "subject_types_supported": ["pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                "scopes_supported": ["openid", "profile", "email", "offline_access"],
+                "issuer": format!("{base}/{TENANT_ID}/v2.0"),
+                "request_uri_parameter_supported": false,
+                "userinfo_endpoint": format!("{base}/oidc/userinfo"),
+                "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
+                "device_authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/devicecode"),
+                "http_logout_supported": true,
+                "frontchannel_logout_supported": true,
+                "end_session_endpoint": format!("{base}/{tenant}/oauth2/v2.0/logout"),
+                "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid"],
+                "tenant_region_scope": "NA",
+                "cloud_instance_name": "microsoftonline.com",
+                "cloud_graph_host_name": "graph.windows.net",
+                "msgraph_host": "graph.microsoft.com",
+            }),
+        )
+    }
+
+    fn instance_discovery(&self, query: Option<&str>) -> Resp {
+        let base = &self.cfg.https_base;
+        let host = base.trim_start_matches("https://");
+        let q = Params(form_decode(query.unwrap_or("")));
+        let tenant = q
+            .value("authorization_endpoint")
+            .and_then(|a| a.strip_prefix(base.as_str()))
+            .and_then(|rest| {
+                rest.trim_start_matches('/')
+                    .split('/')
+                    .next()
+                    .map(str::to_string)
+            })
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "common".to_string());
+        json_resp(
+            200,
+            &json!({
+                "tenant_discovery_endpoint": format!("{base}/{tenant}/v2.0/.well-known/openid-configuration"),
+                "api-version": "1.1",
+                "metadata": [{
+                    "preferred_network": host,
+                    "preferred_cache": host,
+                    "aliases": [host],
+                }],
+            }),
+        )
+    }
+
+    // ---- control --------------------------------------------------------------------
+
+    fn stats(&self) -> Resp {
+        let sh = self.shared();
+        let mut v = serde_json::to_value(&sh.stats).expect("stats json");
+        v["faults_pending"] = json!(sh.faults.len());
+        json_resp(200, &v)
+    }
+
+    fn reset(&self) -> Resp {
+        let mut sh = self.shared();
+        sh.stats = Stats::default();
+        sh.faults.clear();
+        json_resp(200, &json!({"ok": true}))
+    }
+
+    async fn rotate(&self) -> Resp {
+        let dropped = {
+            let mut st = self.mint.lock().await;
+            let n = st.cache.len();
+            st.cache.clear();
+            n
+        };
+        with_note(
+            json_resp(200, &json!({"ok": true, "dropped": dropped})),
+            format!("dropped {dropped}"),
+        )
+    }
+
+    async fn add_faults(&self, req: Request<Incoming>) -> Resp {
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return json_resp(400, &json!({"error": "could not read body"})),
+        };
+        match crate::args::parse_faults(&String::from_utf8_lossy(&body)) {
+            Ok(faults) => {
+                let mut sh = self.shared();
+                let added = faults.len();
+                sh.faults.extend(faults);
+                json_resp(
+                    200,
+                    &json!({"ok": true, "queued": added, "faults_pending": sh.faults.len()}),
+                )
+            }
+            Err(e) => json_resp(400, &json!({"error": e})),
+        }
+    }
+
+    async fn control_mint(&self, req: Request<Incoming>) -> Resp {
+        self.shared().stats.mint_requests += 1;
+        let q = Params(form_decode(req.uri().query().unwrap_or("")));
+        let key = q.value("identity").unwrap_or("dev");
+        let Some(ident) = identity::by_key(key) else {
+            return json_resp(
+                400,
+                &json!({"error": format!("unknown identity {key:?}; one of system, uami, sp, cert, wi, dev")}),
+            );
+        };
+        let Some(resource) = q.value("resource").or_else(|| q.value("scope")) else {
+            return json_resp(400, &json!({"error": "resource (or scope) is required"}));
+        };
+        let aud = identity::audience(resource.trim());
+        let (issued, note) = match self.issue(FaultAction::None, ident, &aud).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let body = match q.value("format").unwrap_or("az") {
+            "azd" => json!({"token": issued.token, "expiresOn": rfc3339_utc(issued.exp)}),
+            "az" => {
+                let local = utc(issued.exp).to_offset(self.cfg.local_offset);
+                json!({
+                    "accessToken": issued.token,
+                    "expiresOn": format!("{}.{:06}", ymd_hms(local, ' '), 0),
+                    "expires_on": issued.exp,
+                    "subscription": SUBSCRIPTION_ID,
+                    "tenant": TENANT_ID,
+                    "tokenType": "Bearer",
+                })
+            }
+            other => {
+                return json_resp(
+                    400,
+                    &json!({"error": format!("unknown format {other:?}; az or azd")}),
+                )
+            }
+        };
+        with_note(json_resp(200, &body), note)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode() {
+        let p = form_decode("a=b+c&resource=https%3A%2F%2Fx.y%2F&flag&bad=%zz%4");
+        assert_eq!(p[0], ("a".into(), "b c".into()));
+        assert_eq!(p[1].1, "https://x.y/");
+        assert_eq!(p[2], ("flag".into(), "".into()));
+        assert_eq!(p[3].1, "%zz%4");
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(aad_timestamp(86_400 + 61), "1970-01-02 00:01:01Z");
+    }
+}

@@ -1,0 +1,277 @@
+//! The token cache: lock-free fresh reads, refresh ahead of expiry, single flight, stale on
+//! error, fork-safe.
+
+use crate::claims::Claims;
+use crate::config::CredentialKind;
+use crate::error::Result;
+use crate::identity::{now_unix, Token, TokenSource};
+use crate::runtime::fork_generation;
+use crate::secret::Secret;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Never refresh later than this before expiry.
+pub const MIN_REFRESH_MARGIN: i64 = 300;
+/// A token is served (stale) only while it has at least this long to live.
+const STALE_SERVE_MARGIN: i64 = 30;
+/// After a failed background refresh, wait this long before the next try.
+const STALE_RETRY: i64 = 10;
+
+/// A cached token and what pgentra knows about it.
+#[derive(Debug)]
+pub struct Cached {
+    pub token: Secret,
+    pub expires_on: i64,
+    pub refresh_at: i64,
+    pub acquired_at: i64,
+    pub credential: CredentialKind,
+    pub detail: String,
+    pub claims: Option<Claims>,
+    next_try: AtomicI64,
+}
+
+/// When to refresh: `refresh_in` when given; half-life for tokens living over 2 hours; and
+/// always at least 5 minutes before expiry.
+pub fn refresh_at(now: i64, expires_on: i64, refresh_in: Option<i64>) -> i64 {
+    let lifetime = (expires_on - now).max(0);
+    let mut at = match refresh_in {
+        Some(r) => now + r,
+        None if lifetime > 2 * 3600 => now + lifetime / 2,
+        None => expires_on - MIN_REFRESH_MARGIN,
+    };
+    at = at.min(expires_on - MIN_REFRESH_MARGIN);
+    // A token shorter-lived than the margin: use it for half its life rather than never.
+    if at <= now {
+        at = now + lifetime / 2;
+    }
+    at
+}
+
+struct Flight {
+    generation: u64,
+    lock: tokio::sync::Mutex<()>,
+}
+
+pub struct TokenCache {
+    source: Box<dyn TokenSource>,
+    scope: String,
+    deadline: Duration,
+    current: ArcSwapOption<Cached>,
+    flight: ArcSwap<Flight>,
+    requests: AtomicU64,
+}
+
+impl TokenCache {
+    pub fn new(source: Box<dyn TokenSource>, scope: String, deadline: Duration) -> Self {
+        TokenCache {
+            source,
+            scope,
+            deadline,
+            current: ArcSwapOption::empty(),
+            flight: ArcSwap::from_pointee(Flight { generation: fork_generation(), lock: tokio::sync::Mutex::new(()) }),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    pub fn source(&self) -> &dyn TokenSource {
+        self.source.as_ref()
+    }
+
+    /// How many times the source was asked (for diagnostics and tests).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The fast path: a fresh token, or `None`. No lock, no allocation beyond the clone of an
+    /// `Arc`.
+    #[inline]
+    pub fn fresh(&self) -> Option<Arc<Cached>> {
+        let guard = self.current.load();
+        match &*guard {
+            Some(c) if now_unix() < c.refresh_at => Some(Arc::clone(c)),
+            _ => None,
+        }
+    }
+
+    pub fn peek(&self) -> Option<Arc<Cached>> {
+        self.current.load_full()
+    }
+
+    /// Drop the cached token (e.g. after the server refused it).
+    pub fn invalidate(&self) {
+        self.current.store(None);
+    }
+
+    fn flight(&self) -> Arc<Flight> {
+        let f = self.flight.load_full();
+        if f.generation == fork_generation() {
+            return f;
+        }
+        // After fork: the parent's lock may be held by a task that does not exist here.
+        let fresh = Arc::new(Flight { generation: fork_generation(), lock: tokio::sync::Mutex::new(()) });
+        self.flight.store(Arc::clone(&fresh));
+        fresh
+    }
+
+    pub async fn get(&self) -> Result<Arc<Cached>> {
+        if let Some(c) = self.fresh() {
+            return Ok(c);
+        }
+        let now = now_unix();
+        let old = self.current.load_full();
+        let usable_old = old.as_ref().filter(|c| now < c.expires_on - STALE_SERVE_MARGIN).cloned();
+        let flight = self.flight();
+        if let Some(old) = usable_old {
+            // Refresh ahead: one caller refreshes; the others keep using the valid token.
+            if now < old.next_try.load(Ordering::Relaxed) {
+                return Ok(old);
+            }
+            let Ok(_guard) = flight.lock.try_lock() else {
+                return Ok(old);
+            };
+            if let Some(c) = self.fresh() {
+                return Ok(c);
+            }
+            return match self.fetch().await {
+                Ok(c) => Ok(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "token refresh failed; serving the still-valid token and retrying later");
+                    old.next_try.store(now_unix() + STALE_RETRY, Ordering::Relaxed);
+                    Ok(old)
+                }
+            };
+        }
+        // Empty or expired: everyone waits for one request.
+        let _guard = flight.lock.lock().await;
+        if let Some(c) = self.fresh() {
+            return Ok(c);
+        }
+        self.fetch().await
+    }
+
+    async fn fetch(&self) -> Result<Arc<Cached>> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let t: Token = self.source.fetch(&self.scope, self.deadline).await?;
+        let now = now_unix();
+        if t.expires_on <= now {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::IdentityService,
+                format!("{} returned a token that has already expired; check the machine's clock", t.detail),
+            ));
+        }
+        let claims = Claims::decode(t.secret.expose()).ok();
+        let cached = Arc::new(Cached {
+            refresh_at: refresh_at(now, t.expires_on, t.refresh_in),
+            token: t.secret,
+            expires_on: t.expires_on,
+            acquired_at: now,
+            credential: t.credential,
+            detail: t.detail,
+            claims,
+            next_try: AtomicI64::new(0),
+        });
+        tracing::debug!(credential = cached.credential.as_str(), expires_in = cached.expires_on - now, refresh_in = cached.refresh_at - now, "token acquired");
+        self.current.store(Some(Arc::clone(&cached)));
+        Ok(cached)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Error, ErrorKind};
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn refresh_schedule() {
+        let now = 1_000_000;
+        // One hour: 5 minutes before expiry.
+        assert_eq!(refresh_at(now, now + 3600, None), now + 3300);
+        // 24 hours: half-life.
+        assert_eq!(refresh_at(now, now + 86400, None), now + 43200);
+        // refresh_in honoured...
+        assert_eq!(refresh_at(now, now + 3600, Some(1800)), now + 1800);
+        // ...but never later than 5 minutes before expiry.
+        assert_eq!(refresh_at(now, now + 3600, Some(3500)), now + 3300);
+        // Very short tokens: half their life.
+        assert_eq!(refresh_at(now, now + 60, None), now + 30);
+    }
+
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+        fail: Arc<std::sync::atomic::AtomicBool>,
+        lifetime: i64,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenSource for Counting {
+        async fn fetch(&self, _scope: &str, _d: Duration) -> Result<Token> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(Error::new(ErrorKind::Network, "down"));
+            }
+            Ok(Token {
+                secret: Secret::new(format!("a.b{n}.c")),
+                expires_on: now_unix() + self.lifetime,
+                refresh_in: None,
+                credential: CredentialKind::ManagedIdentity,
+                detail: "test".into(),
+            })
+        }
+        fn kind(&self) -> CredentialKind {
+            CredentialKind::ManagedIdentity
+        }
+        fn describe(&self) -> String {
+            "test".into()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn single_flight_and_stale_on_error() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cache = Arc::new(TokenCache::new(
+            Box::new(Counting { calls: calls.clone(), fail: fail.clone(), lifetime: 3600 }),
+            "s".into(),
+            Duration::from_secs(5),
+        ));
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let c = cache.clone();
+            tasks.push(tokio::spawn(async move { c.get().await.map(|t| t.token.expose().to_string()) }));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for t in tasks {
+            seen.insert(t.await.unwrap().unwrap());
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(seen.len(), 1);
+
+        // Make the token due for refresh, then fail the refresh: the old one is served.
+        let old = cache.peek().unwrap();
+        let due = Arc::new(Cached {
+            token: old.token.clone(),
+            expires_on: old.expires_on,
+            refresh_at: now_unix() - 1,
+            acquired_at: old.acquired_at,
+            credential: old.credential,
+            detail: old.detail.clone(),
+            claims: None,
+            next_try: AtomicI64::new(0),
+        });
+        cache.current.store(Some(due));
+        fail.store(true, Ordering::SeqCst);
+        let got = cache.get().await.unwrap();
+        assert_eq!(got.token.expose(), old.token.expose());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // Within the retry pause no new request is made.
+        cache.get().await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // An empty cache with a failing source is an error, not a hang.
+        cache.invalidate();
+        assert!(cache.get().await.is_err());
+    }
+}

@@ -1,0 +1,214 @@
+//! The public entry point: one `Connector` per database configuration.
+
+use crate::cache::{Cached, TokenCache};
+use crate::claims::Claims;
+use crate::config::{Config, CredentialKind, Env, Options};
+use crate::conninfo::{ConnParams, Format};
+use crate::error::{Error, ErrorKind, Result};
+use crate::identity;
+use crate::runtime;
+use crate::secret::Secret;
+use std::sync::Arc;
+
+/// Reaches one Azure Database for PostgreSQL server with a password or an Entra ID token.
+/// Cheap to clone; share one per process (it holds the token cache).
+#[derive(Clone)]
+pub struct Connector {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    cache: Option<TokenCache>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("host", &self.inner.config.params.host)
+            .field("credential", &self.credential_description())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `check` and `token --json` show about the current token. Never the token.
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub credential: CredentialKind,
+    pub detail: String,
+    pub expires_on: i64,
+    pub refresh_at: i64,
+    pub acquired_at: i64,
+    pub claims: Option<Claims>,
+}
+
+impl Connector {
+    /// From the process environment with the given variable prefix (default `AZURE_POSTGRESQL`).
+    pub fn from_env(prefix: Option<&str>) -> Result<Connector> {
+        Self::new(Options { prefix: prefix.map(str::to_string), ..Default::default() })
+    }
+
+    /// From the process environment, with values passed by code taking precedence.
+    pub fn new(options: Options) -> Result<Connector> {
+        Self::with_config(Config::from_env(options)?)
+    }
+
+    /// From an explicit variable source (tests, embedding).
+    pub fn with_env(options: Options, env: &dyn Env) -> Result<Connector> {
+        Self::with_config(Config::resolve(options, env)?)
+    }
+
+    pub fn with_config(config: Config) -> Result<Connector> {
+        runtime::install_fork_handler();
+        let cache = identity::source_for(&config)?
+            .map(|s| TokenCache::new(s, config.scope.clone(), config.timeout));
+        Ok(Connector { inner: Arc::new(Inner { config, cache }) })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// True when a configured password is used and no identity request is ever made.
+    pub fn is_password_mode(&self) -> bool {
+        self.inner.cache.is_none()
+    }
+
+    pub fn credential_description(&self) -> String {
+        match &self.inner.cache {
+            None => "password from the configuration (secret mode)".to_string(),
+            Some(c) => c.source().describe(),
+        }
+    }
+
+    fn cache(&self) -> Result<&TokenCache> {
+        self.inner.cache.as_ref().ok_or_else(|| {
+            Error::config(format!(
+                "a password is configured ({}_PASSWORD or password in the connection string), so pgentra uses it and acquires no token; remove it to use Entra ID",
+                self.inner.config.prefix
+            ))
+        })
+    }
+
+    /// The number of token requests this connector has made.
+    pub fn token_requests(&self) -> u64 {
+        self.inner.cache.as_ref().map(|c| c.requests()).unwrap_or(0)
+    }
+
+    async fn cached(inner: Arc<Inner>) -> Result<Arc<Cached>> {
+        let cache = inner.cache.as_ref().ok_or_else(|| Error::config("no token in password mode"))?;
+        if let Some(c) = cache.fresh() {
+            return Ok(c);
+        }
+        cache.get().await
+    }
+
+    fn cached_blocking(&self) -> Result<Arc<Cached>> {
+        let cache = self.cache()?;
+        if let Some(c) = cache.fresh() {
+            return Ok(c);
+        }
+        let inner = Arc::clone(&self.inner);
+        runtime::block_on(Self::cached(inner))
+    }
+
+    async fn cached_async(&self) -> Result<Arc<Cached>> {
+        let cache = self.cache()?;
+        if let Some(c) = cache.fresh() {
+            return Ok(c);
+        }
+        let inner = Arc::clone(&self.inner);
+        runtime::spawn(Self::cached(inner)).await
+    }
+
+    /// The access token (blocking). Fresh reads take no lock.
+    pub fn token(&self) -> Result<Secret> {
+        Ok(self.cached_blocking()?.token.clone())
+    }
+
+    /// The access token (async; the request runs on pgentra's own runtime).
+    pub async fn token_async(&self) -> Result<Secret> {
+        Ok(self.cached_async().await?.token.clone())
+    }
+
+    /// The current token's metadata (acquiring one if needed).
+    pub fn token_info(&self) -> Result<TokenInfo> {
+        let c = self.cached_blocking()?;
+        Ok(Self::info(&c))
+    }
+
+    fn info(c: &Cached) -> TokenInfo {
+        TokenInfo {
+            credential: c.credential,
+            detail: c.detail.clone(),
+            expires_on: c.expires_on,
+            refresh_at: c.refresh_at,
+            acquired_at: c.acquired_at,
+            claims: c.claims.clone(),
+        }
+    }
+
+    /// Drop the cached token so that the next call acquires a new one.
+    pub fn invalidate(&self) {
+        if let Some(c) = &self.inner.cache {
+            c.invalidate();
+        }
+    }
+
+    fn assemble(&self, cached: Option<&Cached>) -> Result<ConnParams> {
+        let config = &self.inner.config;
+        let mut p = config.params.clone();
+        let Some(c) = cached else {
+            return Ok(p);
+        };
+        config.check_tls_policy()?;
+        if p.user.is_none() {
+            let derived = c.claims.as_ref().and_then(|cl| cl.user_name());
+            match derived {
+                Some((name, _)) => p.user = Some(name),
+                None => {
+                    return Err(Error::config(format!(
+                        "cannot tell the database user: the token ({}) has no xms_mirid, upn, preferred_username or unique_name claim (service principal tokens never do); set {}_USER to the PostgreSQL role created for this identity (Service Connector names it aad_<connection name>)",
+                        c.detail, config.prefix
+                    )))
+                }
+            }
+        }
+        p.password = Some(c.token.clone());
+        Ok(p)
+    }
+
+    /// The connection parameters with the password or a current token (blocking).
+    pub fn params(&self) -> Result<ConnParams> {
+        if self.is_password_mode() {
+            return self.assemble(None);
+        }
+        self.inner.config.check_tls_policy()?;
+        let c = self.cached_blocking()?;
+        self.assemble(Some(&c))
+    }
+
+    /// The connection parameters with the password or a current token (async).
+    pub async fn params_async(&self) -> Result<ConnParams> {
+        if self.is_password_mode() {
+            return self.assemble(None);
+        }
+        self.inner.config.check_tls_policy()?;
+        let c = self.cached_async().await?;
+        self.assemble(Some(&c))
+    }
+
+    /// The connection string in the given format, with the password or a current token.
+    pub fn connection_string(&self, format: Format) -> Result<String> {
+        Ok(self.params()?.render(format))
+    }
+
+    pub async fn connection_string_async(&self, format: Format) -> Result<String> {
+        Ok(self.params_async().await?.render(format))
+    }
+
+    /// The database user (explicit, else configured, else from the token's claims).
+    pub fn user(&self) -> Result<String> {
+        self.params()?.user.ok_or_else(|| Error::new(ErrorKind::Config, "no user"))
+    }
+}

@@ -1,0 +1,46 @@
+//! pgentra: reach Azure Database for PostgreSQL with Microsoft Entra ID tokens instead of
+//! passwords.
+//!
+//! ```no_run
+//! let c = pgentra::Connector::from_env(None)?;
+//! let dsn = c.connection_string(pgentra::Format::Libpq)?;
+//! # Ok::<(), pgentra::Error>(())
+//! ```
+//!
+//! Configuration comes from Service Connector's `AZURE_POSTGRESQL_*` variables (any of the four
+//! connection-string dialects or discrete variables), the Azure SDK variables, and values passed
+//! by code. Tokens come from the credential chain and live in a refresh-ahead cache.
+
+pub mod cache;
+pub mod claims;
+pub mod cloud;
+pub mod config;
+pub mod conninfo;
+pub mod connector;
+#[cfg(feature = "db")]
+pub mod db;
+pub mod error;
+pub mod identity;
+pub mod runtime;
+pub mod secret;
+
+pub use claims::Claims;
+pub use cloud::Cloud;
+pub use config::{Config, CredentialKind, Env, Options, DEFAULT_PREFIX};
+pub use conninfo::{ConnParams, Dialect, Format, SslMode};
+pub use connector::{Connector, TokenInfo};
+pub use error::{Error, ErrorKind, Result};
+pub use secret::Secret;
+
+/// Turn on `tracing` output when `PGENTRA_LOG` is set (e.g. `PGENTRA_LOG=debug`). Bindings and
+/// the CLI call this; libraries embedding pgentra may install their own subscriber instead.
+pub fn init_logging() {
+    if let Ok(level) = std::env::var("PGENTRA_LOG") {
+        if level.is_empty() {
+            return;
+        }
+        let filter = tracing_subscriber::EnvFilter::try_new(format!("pgentra={level}"))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("pgentra=debug"));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    }
+}

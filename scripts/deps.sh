@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what the build and the tests need, only where it is missing. Safe to run again.
+set -euo pipefail
+need_apt=()
+have() { command -v "$1" >/dev/null 2>&1; }
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+have psql || need_apt+=(postgresql-client)
+have openssl || need_apt+=(openssl)
+have curl || need_apt+=(curl)
+have unshare || need_apt+=(util-linux)
+have ip || need_apt+=(iproute2)
+have runuser || need_apt+=(util-linux)
+have valgrind || need_apt+=(valgrind)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "deps: apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # Debian starts a cluster on install; the tests start their own.
+  if have pg_ctlcluster; then pg_lsclusters -h 2>/dev/null | awk '{print $1, $2}' | while read -r v n; do pg_ctlcluster "$v" "$n" stop 2>/dev/null || true; done; fi
+fi
+have cargo || { echo "deps: cargo (Rust) is required" >&2; exit 1; }
+python3 -c 'import psycopg2' 2>/dev/null || python3 -m pip install -q psycopg2-binary
+python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
+cargo fetch -q

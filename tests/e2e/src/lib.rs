@@ -1,0 +1,114 @@
+//! Helpers for the end-to-end tests: harness variables, the emulator's control endpoint, the CLI.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output};
+
+pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub const UAMI: &str = "11111111-1111-1111-1111-111111111111";
+pub const SP: &str = "22222222-2222-2222-2222-222222222222";
+pub const SP_CERT: &str = "33333333-3333-3333-3333-333333333333";
+pub const WI: &str = "44444444-4444-4444-4444-444444444444";
+pub const SP_SECRET: &str = "emulator-secret";
+
+/// A harness variable; the tests must run under tests/harness/with-harness.sh.
+pub fn h(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| {
+        panic!("{key} is not set: run these tests with tests/harness/with-harness.sh (make test)")
+    })
+}
+
+pub fn libpq(extra: &str) -> String {
+    format!("host={} port={} dbname=postgres sslmode=require {extra}", h("PGENTRA_PG_HOST"), h("PGENTRA_PG_PORT"))
+}
+
+/// Variables for a managed identity on App Service, plus `pairs`.
+pub fn mi_env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    m.insert("IDENTITY_ENDPOINT".to_string(), h("IDENTITY_ENDPOINT"));
+    m.insert("IDENTITY_HEADER".to_string(), h("IDENTITY_HEADER"));
+    for (k, v) in pairs {
+        m.insert(k.to_string(), v.to_string());
+    }
+    m
+}
+
+pub fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// One HTTP/1.1 request to the emulator's control endpoint; returns the body.
+pub fn control(method: &str, path: &str, body: &str) -> String {
+    let base = h("PGENTRA_EMULATOR_HTTP");
+    let hostport = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(hostport).expect("emulator reachable");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, rest) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    assert!(head.starts_with("HTTP/1.1 2"), "control {path}: {head}");
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        // De-chunk.
+        let mut body = String::new();
+        let mut r = rest;
+        loop {
+            let (size, after) = r.split_once("\r\n").unwrap();
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            body.push_str(&after[..n]);
+            r = &after[n + 2..];
+        }
+        return body;
+    }
+    rest.to_string()
+}
+
+pub fn stats() -> serde_json::Value {
+    serde_json::from_str(&control("GET", "/control/stats", "")).unwrap()
+}
+
+pub fn stat(key: &str) -> u64 {
+    stats()[key].as_u64().unwrap_or_else(|| panic!("no {key} in stats"))
+}
+
+pub fn reset() {
+    control("POST", "/control/reset", "");
+}
+
+/// Log in with the connector's parameters and return `current_user`.
+pub fn login(c: &pgentra::Connector) -> Result<String, pgentra::Error> {
+    let p = c.params()?;
+    pgentra::runtime::runtime()?.block_on(async move { pgentra::db::current_user(&p).await })
+}
+
+/// The CLI binary built by `make build`.
+pub fn cli_path() -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/pgentra");
+    std::fs::canonicalize(root).map(|p| p.display().to_string()).unwrap_or_else(|_| root.to_string())
+}
+
+/// Run the CLI with exactly these variables (plus PATH and SSL_CERT_FILE).
+pub fn cli(args: &[&str], vars: &HashMap<String, String>) -> Output {
+    let mut cmd = Command::new(cli_path());
+    cmd.env_clear();
+    for k in ["PATH", "SSL_CERT_FILE", "PGENTRA_EMULATOR_HTTP", "HOME"] {
+        if let Ok(v) = std::env::var(k) {
+            cmd.env(k, v);
+        }
+    }
+    // Never let a test probe the real metadata address (the namespace has no route to it either).
+    cmd.env("PGENTRA_IMDS_ENDPOINT", "http://127.0.0.1:9");
+    cmd.envs(vars).args(args);
+    cmd.output().expect("run pgentra")
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# A private PostgreSQL 15 for tests, as Azure runs it: TLS on, cleartext password auth over TLS
+# only (hostssl ... password), no TLS refused (hostnossl ... reject). Admin access is over a
+# unix socket in the data directory (trust), which is what the emulator uses to keep role
+# passwords in step with the tokens it issues.
+#   pg.sh start DIR   -> prints PGENTRA_PG_* lines to DIR/pg.env
+#   pg.sh stop DIR
+set -euo pipefail
+cmd=${1:?start|stop}; dir=${2:?data dir}
+PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+case "$cmd" in
+start)
+  mkdir -p "$dir"; dir=$(cd "$dir" && pwd)
+  [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+  chmod 700 "$dir"
+  as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres --auth-local=trust --auth-host=reject -E UTF8 >"$dir/initdb.log" 2>&1
+  # A test CA and a server certificate for 127.0.0.1 / localhost.
+  ( cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=pgentra test CA" \
+      -keyout ca.key -out ca.pem >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr >/dev/null 2>&1
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile san.ext -out server.crt >/dev/null 2>&1
+    cp server.crt server.key data/ ; chmod 600 data/server.key
+    [ "$(id -u)" = 0 ] && chown postgres: data/server.crt data/server.key ca.pem
+  )
+  port=$(free_port)
+  cat >> "$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+password_encryption = 'scram-sha-256'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 200
+CONF
+  cat > "$dir/data/pg_hba.conf" <<HBA
+local     all all                 trust
+hostssl   all all 127.0.0.1/32    password
+hostnossl all all 127.0.0.1/32    reject
+HBA
+  as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start >/dev/null
+  # A role with a static password (secret mode) and a table owned by postgres (grant tests).
+  as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q <<'SQL'
+CREATE ROLE app_static LOGIN PASSWORD 'static pw;''"\@/?#%';
+CREATE ROLE owner_user LOGIN PASSWORD 'owner-pw' SUPERUSER;
+CREATE TABLE public.items (id serial primary key, name text);
+INSERT INTO public.items (name) VALUES ('one'), ('two');
+SQL
+  cat > "$dir/pg.env" <<ENV
+PGENTRA_PG_HOST=127.0.0.1
+PGENTRA_PG_PORT=$port
+PGENTRA_PG_SOCKET=$dir
+PGENTRA_PG_CA=$dir/ca.pem
+PGENTRA_PG_ADMIN='host=$dir port=$port user=postgres dbname=postgres'
+ENV
+  ;;
+stop)
+  [ -d "$dir/data" ] && as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+  ;;
+*) echo "usage: pg.sh start|stop DIR" >&2; exit 2;;
+esac

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Start the private PostgreSQL and the identity emulator in DIR; write DIR/harness.env.
+# Meant to run inside a loopback-only network namespace (see netns.sh).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+dir=${1:?dir}; mkdir -p "$dir"; dir=$(cd "$dir" && pwd)
+emulator=${PGENTRA_EMULATOR_BIN:-$here/../../target/release/pgentra-emulator}
+"$here/pg.sh" start "$dir/pg"
+set -a; . "$dir/pg/pg.env"; set +a
+mkdir -p "$dir/emu"
+"$emulator" --state-dir "$dir/emu" --pg-admin "$PGENTRA_PG_ADMIN" ${PGENTRA_EMULATOR_ARGS:-} >"$dir/emulator.log" 2>&1 &
+for _ in $(seq 1 100); do [ -f "$dir/emu/emulator.env" ] && break; sleep 0.1; done
+[ -f "$dir/emu/emulator.env" ] || { echo "emulator did not start:" >&2; cat "$dir/emulator.log" >&2; exit 1; }
+# A certificate for the service-principal-with-certificate case, and a federated token file.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=pgentra-sp-cert" \
+  -keyout "$dir/sp.key" -out "$dir/sp.crt" >/dev/null 2>&1
+cat "$dir/sp.crt" "$dir/sp.key" > "$dir/sp.pem"
+echo "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDphcHAifQ.c2ln" > "$dir/federated-token"
+{
+  cat "$dir/pg/pg.env"
+  cat "$dir/emu/emulator.env"
+  echo "PGENTRA_TEST_DIR=$dir"
+  echo "PGENTRA_TEST_CERT=$dir/sp.pem"
+  echo "PGENTRA_TEST_FEDERATED=$dir/federated-token"
+  echo "SSL_CERT_FILE=$(grep '^PGENTRA_EMULATOR_CA=' "$dir/emu/emulator.env" | cut -d= -f2- | tr -d "'")"
+  echo "PATH=$here/bin:$PATH"
+} > "$dir/harness.env"
