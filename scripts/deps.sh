@@ -11,6 +11,9 @@ have unshare || need_apt+=(util-linux)
 have ip || need_apt+=(iproute2)
 have runuser || need_apt+=(util-linux)
 have valgrind || need_apt+=(valgrind)
+have gcc || need_apt+=(gcc)
+have g++ || need_apt+=(g++)
+[ -f /usr/include/postgresql/libpq-fe.h ] || need_apt+=(libpq-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "deps: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -21,5 +24,5 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 have cargo || { echo "deps: cargo (Rust) is required" >&2; exit 1; }
 python3 -c 'import psycopg2' 2>/dev/null || python3 -m pip install -q psycopg2-binary
-python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
+python3 -c 'import pytest, hypothesis' 2>/dev/null || python3 -m pip install -q pytest hypothesis
 cargo fetch -q

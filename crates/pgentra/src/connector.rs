@@ -65,6 +65,13 @@ impl Connector {
         Ok(Connector { inner: Arc::new(Inner { config, cache }) })
     }
 
+    /// With a token source of the caller's own (a custom credential, or a test double).
+    pub fn with_source(config: Config, source: Box<dyn identity::TokenSource>) -> Connector {
+        runtime::install_fork_handler();
+        let cache = Some(TokenCache::new(source, config.scope.clone(), config.timeout));
+        Connector { inner: Arc::new(Inner { config, cache }) }
+    }
+
     pub fn config(&self) -> &Config {
         &self.inner.config
     }

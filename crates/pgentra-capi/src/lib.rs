@@ -1,0 +1,594 @@
+//! The C ABI of pgentra: `libpgentra.so`, `libpgentra.a` and `include/pgentra.h`.
+//!
+//! Every exported function runs its body inside [`ffi_boundary`] (or one of its siblings), which
+//! catches panics, records the error for `pgentra_last_error_message`, and turns the outcome
+//! into a `pgentra_status` number. Pointers from C are null-checked and strings are checked for
+//! UTF-8 before use; integers standing for enums are validated, never transmuted.
+//!
+//! The header is generated from this file by cbindgen (see build.rs): the `///` comments on the
+//! exported items are the C documentation.
+
+#![allow(non_camel_case_types)]
+
+use pgentra_core::{Connector, CredentialKind, Error, ErrorKind, Format, Options};
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::time::Duration;
+use zeroize::{Zeroize, Zeroizing};
+
+/// Return codes of the functions that return `int`. The numbers are part of the ABI: they are
+/// never reused or renumbered. Codes 1 to 7 are the kinds of pgentra's own errors; 100 and up
+/// are errors of the C boundary itself.
+/// cbindgen:prefix-with-name=false
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum pgentra_status {
+    /// Success.
+    PGENTRA_OK = 0,
+    /// A variable, key or argument is missing, malformed or contradictory (the message names it).
+    PGENTRA_ERR_CONFIG = 1,
+    /// No credential applies, or a credential could not be built or run.
+    PGENTRA_ERR_CREDENTIAL = 2,
+    /// The identity service answered with an error; see pgentra_last_error_code() for its code
+    /// (e.g. AADSTS7000215).
+    PGENTRA_ERR_IDENTITY_SERVICE = 3,
+    /// The identity service or the database could not be reached in time.
+    PGENTRA_ERR_NETWORK = 4,
+    /// A token would travel without TLS (sslmode disable/allow/prefer), or TLS failed.
+    PGENTRA_ERR_TLS_POLICY = 5,
+    /// The database refused the connection or a query failed.
+    PGENTRA_ERR_DATABASE = 6,
+    /// A bug in pgentra.
+    PGENTRA_ERR_INTERNAL = 7,
+    /// A required pointer argument was NULL (the message names it).
+    PGENTRA_ERR_NULL_ARGUMENT = 100,
+    /// A string argument was not valid UTF-8 (the message names it).
+    PGENTRA_ERR_INVALID_UTF8 = 101,
+    /// pgentra panicked; the panic was caught at the boundary and the process is intact.
+    PGENTRA_ERR_PANIC = 102,
+    /// A numeric argument was out of range, e.g. an unknown pgentra_format (the message names it).
+    PGENTRA_ERR_INVALID_ARGUMENT = 103,
+}
+
+/// Output formats of pgentra_connection_string(). Pass the value as a uint32_t; any other
+/// number is rejected with PGENTRA_ERR_INVALID_ARGUMENT.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum pgentra_format {
+    /// libpq keyword/value: `host=... port=... dbname=... user=... password=... sslmode=...`
+    Libpq = 0,
+    /// `postgresql://user:password@host:port/dbname?sslmode=...`
+    Uri = 1,
+    /// ADO.NET / Npgsql: `Server=...;Port=...;Database=...;User Id=...;Password=...;Ssl Mode=...;`
+    Ado = 2,
+    /// `jdbc:postgresql://host:port/dbname?sslmode=...&user=...&password=...`
+    Jdbc = 3,
+    /// A JSON object with host, port, dbname, user, password, sslmode.
+    Json = 4,
+    /// `export PGHOST='...' PGPORT='...' ...`, every value single-quoted for POSIX shells.
+    Shell = 5,
+}
+
+/// Credentials for pgentra_options.credential (mirrors the Rust `CredentialKind`). AUTO (0)
+/// forces nothing: PGENTRA_CREDENTIAL from the environment if set, else the credential chain.
+/// Any other number outside this list is rejected with PGENTRA_ERR_INVALID_ARGUMENT.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum pgentra_credential {
+    /// Not forced: PGENTRA_CREDENTIAL if set, else the first credential of the chain that applies.
+    Auto = 0,
+    /// A password from the configuration (secret mode): no identity request at all.
+    Password = 1,
+    /// Service principal with a client secret.
+    ClientSecret = 2,
+    /// Service principal with a certificate (AZURE_CLIENT_CERTIFICATE_PATH, PEM).
+    ClientCertificate = 3,
+    /// Workload identity (AZURE_FEDERATED_TOKEN_FILE).
+    WorkloadIdentity = 4,
+    /// Managed identity (App Service / Functions / Container Apps endpoint, Azure Arc, IMDS).
+    ManagedIdentity = 5,
+    /// The Azure CLI (`az account get-access-token`).
+    AzureCli = 6,
+    /// The Azure Developer CLI (`azd auth token`).
+    AzureDeveloperCli = 7,
+}
+
+/// Values passed by code to pgentra_connector_new(). Every field that is set wins over the
+/// environment. Initialise with pgentra_options_init() and then set the fields you need.
+/// The strings are only read during the call: the caller keeps ownership of them.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct pgentra_options {
+    /// Variable prefix; NULL means PGENTRA_PREFIX from the environment, else AZURE_POSTGRESQL.
+    pub prefix: *const c_char,
+    /// A connection string in libpq, URI, ADO.NET or JDBC form (detected); NULL: from the
+    /// environment (<prefix>_CONNECTIONSTRING).
+    pub connection_string: *const c_char,
+    /// Client id of a user-assigned managed identity or a service principal; NULL: unset.
+    pub client_id: *const c_char,
+    /// Tenant id of a service principal; NULL: unset.
+    pub tenant_id: *const c_char,
+    /// Client secret of a service principal; NULL: unset.
+    pub client_secret: *const c_char,
+    /// Token scope, ending in /.default; NULL: from the host's cloud (or PGENTRA_SCOPE).
+    pub scope: *const c_char,
+    /// A pgentra_credential value; PGENTRA_CREDENTIAL_AUTO (0) forces nothing.
+    pub credential: u32,
+    /// -1: unset (PGENTRA_ALLOW_INSECURE decides), 0: false, 1: true (let a token travel with
+    /// an sslmode that does not guarantee TLS; for local test servers only).
+    pub allow_insecure: i32,
+    /// Total deadline in milliseconds for one token acquisition, retries included;
+    /// 0: PGENTRA_TIMEOUT or 30 seconds.
+    pub timeout_ms: u32,
+}
+
+/// A connector to one Azure Database for PostgreSQL server: its configuration and its token
+/// cache. Opaque. Create with pgentra_connector_from_env() or pgentra_connector_new(), release
+/// with pgentra_connector_free(). Thread-safe: share one per process among any number of threads.
+pub struct pgentra_connector {
+    inner: Connector,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The boundary: errors, the thread-local last error, panics.
+// ---------------------------------------------------------------------------------------------
+
+/// An error on its way to C.
+#[derive(Debug)]
+struct FfiError {
+    status: pgentra_status,
+    message: String,
+    code: Option<String>,
+}
+
+impl FfiError {
+    fn new(status: pgentra_status, message: impl Into<String>) -> Self {
+        FfiError { status, message: message.into(), code: None }
+    }
+    fn null(function: &str, argument: &str) -> Self {
+        Self::new(pgentra_status::PGENTRA_ERR_NULL_ARGUMENT, format!("{function}: argument '{argument}' is NULL"))
+    }
+    fn invalid(function: &str, message: impl std::fmt::Display) -> Self {
+        Self::new(pgentra_status::PGENTRA_ERR_INVALID_ARGUMENT, format!("{function}: {message}"))
+    }
+}
+
+fn status_of(kind: ErrorKind) -> pgentra_status {
+    // Exhaustive on purpose: a new ErrorKind must get its own status number here.
+    match kind {
+        ErrorKind::Config => pgentra_status::PGENTRA_ERR_CONFIG,
+        ErrorKind::Credential => pgentra_status::PGENTRA_ERR_CREDENTIAL,
+        ErrorKind::IdentityService => pgentra_status::PGENTRA_ERR_IDENTITY_SERVICE,
+        ErrorKind::Network => pgentra_status::PGENTRA_ERR_NETWORK,
+        ErrorKind::TlsPolicy => pgentra_status::PGENTRA_ERR_TLS_POLICY,
+        ErrorKind::Database => pgentra_status::PGENTRA_ERR_DATABASE,
+        ErrorKind::Internal => pgentra_status::PGENTRA_ERR_INTERNAL,
+    }
+}
+
+impl From<Error> for FfiError {
+    fn from(e: Error) -> Self {
+        FfiError { status: status_of(e.kind()), message: e.message().to_string(), code: e.code().map(str::to_string) }
+    }
+}
+
+struct LastError {
+    message: CString,
+    code: Option<CString>,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<Option<LastError>> = const { RefCell::new(None) };
+}
+
+/// A C string from arbitrary text: interior NULs (which our messages never contain) become '?'.
+fn lossy_cstring(s: &str) -> CString {
+    let bytes: Vec<u8> = s.bytes().map(|b| if b == 0 { b'?' } else { b }).collect();
+    CString::new(bytes).unwrap_or_default()
+}
+
+fn set_last_error(e: &FfiError) {
+    let last = LastError { message: lossy_cstring(&e.message), code: e.code.as_deref().map(lossy_cstring) };
+    // try_with: during thread teardown the slot may be gone; then there is nobody to tell.
+    let _ = LAST_ERROR.try_with(|l| {
+        if let Ok(mut slot) = l.try_borrow_mut() {
+            *slot = Some(last);
+        }
+    });
+}
+
+fn clear_last_error() {
+    let _ = LAST_ERROR.try_with(|l| {
+        if let Ok(mut slot) = l.try_borrow_mut() {
+            *slot = None;
+        }
+    });
+}
+
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> FfiError {
+    let what = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    };
+    // Dropping a payload could itself panic (a pathological Drop impl): forget it instead.
+    std::mem::forget(payload);
+    FfiError::new(
+        pgentra_status::PGENTRA_ERR_PANIC,
+        format!("pgentra panicked (a bug; please report it): {what}"),
+    )
+}
+
+/// The one entry into Rust for every status-returning function: clears the thread's last error,
+/// runs `f` with panics caught, records the error if any, and returns the status number.
+fn ffi_boundary<F>(f: F) -> c_int
+where
+    F: FnOnce() -> Result<(), FfiError>,
+{
+    clear_last_error();
+    let status = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => pgentra_status::PGENTRA_OK,
+        Ok(Err(e)) => {
+            set_last_error(&e);
+            e.status
+        }
+        Err(payload) => {
+            let e = panic_error(payload);
+            set_last_error(&e);
+            e.status
+        }
+    };
+    status as c_int
+}
+
+/// The boundary for functions that return nothing: a caught panic is recorded as the last error.
+fn ffi_void<F: FnOnce()>(f: F) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        set_last_error(&panic_error(payload));
+    }
+}
+
+/// The boundary for functions that return a value: `default` after a caught panic.
+fn ffi_value<T, F: FnOnce() -> T>(default: T, f: F) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(payload) => {
+            set_last_error(&panic_error(payload));
+            default
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for pointers and strings from C.
+// ---------------------------------------------------------------------------------------------
+
+/// Null-check an out-parameter and clear `*out`, so that `*out` is NULL on every error path.
+fn out_param<'a, T>(function: &str, argument: &str, out: *mut *mut T) -> Result<&'a mut *mut T, FfiError> {
+    if out.is_null() {
+        return Err(FfiError::null(function, argument));
+    }
+    // SAFETY: non-null; the caller promises it points to a writable `T *`.
+    let slot = unsafe { &mut *out };
+    *slot = ptr::null_mut();
+    Ok(slot)
+}
+
+/// The connector behind a pointer from C.
+fn connector_ref<'a>(function: &str, c: *const pgentra_connector) -> Result<&'a Connector, FfiError> {
+    if c.is_null() {
+        return Err(FfiError::null(function, "c"));
+    }
+    // SAFETY: non-null; the caller promises it came from pgentra_connector_* and was not freed.
+    Ok(unsafe { &(*c).inner })
+}
+
+/// An optional UTF-8 string from C: NULL is `None`.
+fn opt_str<'a>(function: &str, argument: &str, p: *const c_char) -> Result<Option<&'a str>, FfiError> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-null; the caller promises a NUL-terminated string that outlives this call.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str().map(Some).map_err(|e| {
+        FfiError::new(
+            pgentra_status::PGENTRA_ERR_INVALID_UTF8,
+            format!("{function}: argument '{argument}' is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()),
+        )
+    })
+}
+
+/// Copy `s` into a new C string owned by the caller (freed with pgentra_string_free). The copy
+/// is allocated at its final size, so no reallocation leaves a stray copy of a secret behind.
+fn to_c_string(function: &str, s: &str) -> Result<*mut c_char, FfiError> {
+    if s.as_bytes().contains(&0) {
+        return Err(FfiError::new(
+            pgentra_status::PGENTRA_ERR_INTERNAL,
+            format!("{function}: the result contains a NUL byte and cannot be returned as a C string"),
+        ));
+    }
+    let mut v = Vec::with_capacity(s.len() + 1);
+    v.extend_from_slice(s.as_bytes());
+    // Cannot fail: checked for NUL above; the push of the terminator fits the capacity.
+    let c = CString::new(v).map_err(|_| FfiError::new(pgentra_status::PGENTRA_ERR_INTERNAL, "NUL byte"))?;
+    Ok(c.into_raw())
+}
+
+fn format_of(function: &str, format: u32) -> Result<Format, FfiError> {
+    Ok(match format {
+        0 => Format::Libpq,
+        1 => Format::Uri,
+        2 => Format::Ado,
+        3 => Format::Jdbc,
+        4 => Format::Json,
+        5 => Format::Shell,
+        n => {
+            return Err(FfiError::invalid(
+                function,
+                format!("argument 'format' is {n}, not a pgentra_format (0 LIBPQ, 1 URI, 2 ADO, 3 JDBC, 4 JSON, 5 SHELL)"),
+            ))
+        }
+    })
+}
+
+fn credential_of(function: &str, credential: u32) -> Result<Option<CredentialKind>, FfiError> {
+    Ok(Some(match credential {
+        0 => return Ok(None),
+        1 => CredentialKind::Password,
+        2 => CredentialKind::ClientSecret,
+        3 => CredentialKind::ClientCertificate,
+        4 => CredentialKind::WorkloadIdentity,
+        5 => CredentialKind::ManagedIdentity,
+        6 => CredentialKind::AzureCli,
+        7 => CredentialKind::AzureDeveloperCli,
+        n => {
+            return Err(FfiError::invalid(
+                function,
+                format!("opts->credential is {n}, not a pgentra_credential (0 AUTO to 7 AZURE_DEVELOPER_CLI)"),
+            ))
+        }
+    }))
+}
+
+fn options_of(function: &str, o: &pgentra_options) -> Result<Options, FfiError> {
+    let s = |name: &str, p: *const c_char| opt_str(function, name, p).map(|v| v.map(str::to_string));
+    let allow_insecure = match o.allow_insecure {
+        -1 => None,
+        0 => Some(false),
+        1 => Some(true),
+        n => return Err(FfiError::invalid(function, format!("opts->allow_insecure is {n}; use -1 (unset), 0 or 1"))),
+    };
+    Ok(Options {
+        prefix: s("opts->prefix", o.prefix)?,
+        connection_string: s("opts->connection_string", o.connection_string)?,
+        client_id: s("opts->client_id", o.client_id)?,
+        tenant_id: s("opts->tenant_id", o.tenant_id)?,
+        client_secret: opt_str(function, "opts->client_secret", o.client_secret)?.map(pgentra_core::Secret::new),
+        scope: s("opts->scope", o.scope)?,
+        credential: credential_of(function, o.credential)?,
+        allow_insecure,
+        timeout: match o.timeout_ms {
+            0 => None,
+            ms => Some(Duration::from_millis(u64::from(ms))),
+        },
+        ..Default::default()
+    })
+}
+
+fn init_logging_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(pgentra_core::init_logging);
+}
+
+fn hand_out(slot: &mut *mut pgentra_connector, inner: Connector) {
+    *slot = Box::into_raw(Box::new(pgentra_connector { inner }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API.
+// ---------------------------------------------------------------------------------------------
+
+/// The library version, e.g. "0.1.0". Static storage: never free it.
+#[no_mangle]
+pub extern "C" fn pgentra_version() -> *const c_char {
+    ffi_value(ptr::null(), || concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast::<c_char>())
+}
+
+/// Set every field of `*o` to its default: all strings NULL, credential PGENTRA_CREDENTIAL_AUTO,
+/// allow_insecure -1 (unset), timeout_ms 0 (default). Does nothing when `o` is NULL.
+#[no_mangle]
+pub extern "C" fn pgentra_options_init(o: *mut pgentra_options) {
+    ffi_void(|| {
+        if o.is_null() {
+            return;
+        }
+        let defaults = pgentra_options {
+            prefix: ptr::null(),
+            connection_string: ptr::null(),
+            client_id: ptr::null(),
+            tenant_id: ptr::null(),
+            client_secret: ptr::null(),
+            scope: ptr::null(),
+            credential: pgentra_credential::Auto as u32,
+            allow_insecure: -1,
+            timeout_ms: 0,
+        };
+        // SAFETY: non-null; the caller promises it points to writable pgentra_options. `write`
+        // because the memory may be uninitialised.
+        unsafe { o.write(defaults) };
+    })
+}
+
+/// Create a connector from the process environment (Service Connector's <prefix>_* variables
+/// and the Azure SDK variables). `prefix` NULL means PGENTRA_PREFIX, else AZURE_POSTGRESQL.
+/// No network request is made here.
+///
+/// On success returns PGENTRA_OK and stores a new connector in `*out`, owned by the caller:
+/// release it with pgentra_connector_free(). On error `*out` is set to NULL.
+#[no_mangle]
+pub extern "C" fn pgentra_connector_from_env(prefix: *const c_char, out: *mut *mut pgentra_connector) -> c_int {
+    const F: &str = "pgentra_connector_from_env";
+    ffi_boundary(|| {
+        let slot = out_param(F, "out", out)?;
+        let prefix = opt_str(F, "prefix", prefix)?;
+        init_logging_once();
+        hand_out(slot, Connector::from_env(prefix)?);
+        Ok(())
+    })
+}
+
+/// Create a connector from `*opts` (see pgentra_options; set fields win over the environment).
+/// `opts` must not be NULL: use pgentra_options_init() for defaults. The strings in `*opts` are
+/// copied; the caller keeps them. No network request is made here.
+///
+/// On success returns PGENTRA_OK and stores a new connector in `*out`, owned by the caller:
+/// release it with pgentra_connector_free(). On error `*out` is set to NULL.
+#[no_mangle]
+pub extern "C" fn pgentra_connector_new(opts: *const pgentra_options, out: *mut *mut pgentra_connector) -> c_int {
+    const F: &str = "pgentra_connector_new";
+    ffi_boundary(|| {
+        let slot = out_param(F, "out", out)?;
+        if opts.is_null() {
+            return Err(FfiError::null(F, "opts"));
+        }
+        // SAFETY: non-null; the caller promises a readable pgentra_options.
+        let o = unsafe { &*opts };
+        let options = options_of(F, o)?;
+        init_logging_once();
+        hand_out(slot, Connector::new(options)?);
+        Ok(())
+    })
+}
+
+/// The current access token (blocking: acquired, or refreshed ahead of expiry, when needed;
+/// a fresh cached token takes no lock). Fails with PGENTRA_ERR_CONFIG in secret mode (a
+/// password is configured, so no token is ever acquired).
+///
+/// On success `*out` is a new string owned by the caller: release it with pgentra_string_free(),
+/// which also wipes it. On error `*out` is set to NULL.
+#[no_mangle]
+pub extern "C" fn pgentra_token(c: *mut pgentra_connector, out: *mut *mut c_char) -> c_int {
+    const F: &str = "pgentra_token";
+    ffi_boundary(|| {
+        let slot = out_param(F, "out", out)?;
+        let connector = connector_ref(F, c)?;
+        let token = connector.token()?;
+        *slot = to_c_string(F, token.expose())?;
+        Ok(())
+    })
+}
+
+/// The connection string in `format` (a pgentra_format value) with the configured password or
+/// a current token. In secret mode no network request is made. An unknown format number fails
+/// with PGENTRA_ERR_INVALID_ARGUMENT.
+///
+/// On success `*out` is a new string owned by the caller: release it with pgentra_string_free(),
+/// which also wipes it (it contains the password or token). On error `*out` is set to NULL.
+#[no_mangle]
+pub extern "C" fn pgentra_connection_string(c: *mut pgentra_connector, format: u32, out: *mut *mut c_char) -> c_int {
+    const F: &str = "pgentra_connection_string";
+    ffi_boundary(|| {
+        let slot = out_param(F, "out", out)?;
+        let connector = connector_ref(F, c)?;
+        let format = format_of(F, format)?;
+        let s = Zeroizing::new(connector.connection_string(format)?);
+        *slot = to_c_string(F, &s)?;
+        Ok(())
+    })
+}
+
+/// The database user: explicit, else configured, else derived from the token's claims (which
+/// may acquire a token).
+///
+/// On success `*out` is a new string owned by the caller: release it with pgentra_string_free().
+/// On error `*out` is set to NULL.
+#[no_mangle]
+pub extern "C" fn pgentra_user(c: *mut pgentra_connector, out: *mut *mut c_char) -> c_int {
+    const F: &str = "pgentra_user";
+    ffi_boundary(|| {
+        let slot = out_param(F, "out", out)?;
+        let connector = connector_ref(F, c)?;
+        let user = connector.user()?;
+        *slot = to_c_string(F, &user)?;
+        Ok(())
+    })
+}
+
+/// Drop the cached token so that the next call acquires a new one (for instance after the
+/// server rejected a token). Does nothing when `c` is NULL.
+#[no_mangle]
+pub extern "C" fn pgentra_invalidate(c: *mut pgentra_connector) {
+    ffi_void(|| {
+        if let Ok(connector) = connector_ref("pgentra_invalidate", c) {
+            connector.invalidate();
+        }
+    })
+}
+
+/// Wipe and release a string returned by pgentra (token, connection string, user). The bytes
+/// are overwritten with zeros before the memory is freed. Accepts NULL. The string must not
+/// have been shortened (no NUL written into it) and must not be used afterwards.
+#[no_mangle]
+pub extern "C" fn pgentra_string_free(s: *mut c_char) {
+    ffi_void(|| {
+        if s.is_null() {
+            return;
+        }
+        // SAFETY: the caller promises `s` came from CString::into_raw in this library and was
+        // not freed before.
+        let c = unsafe { CString::from_raw(s) };
+        let mut bytes = c.into_bytes_with_nul();
+        bytes.zeroize();
+    })
+}
+
+/// Release a connector (and its token cache, wiping the token). Accepts NULL. No other thread
+/// may still be using it.
+#[no_mangle]
+pub extern "C" fn pgentra_connector_free(c: *mut pgentra_connector) {
+    ffi_void(|| {
+        if c.is_null() {
+            return;
+        }
+        // SAFETY: the caller promises `c` came from pgentra_connector_* and was not freed before.
+        drop(unsafe { Box::from_raw(c) });
+    })
+}
+
+/// The message of the last failed call on this thread, naming the variable, key or argument at
+/// fault (never a secret). NULL when the last status-returning call on this thread succeeded
+/// (or none was made). Owned by the library: valid until the next pgentra call on this thread;
+/// copy it to keep it. Never free it.
+#[no_mangle]
+pub extern "C" fn pgentra_last_error_message() -> *const c_char {
+    ffi_value(ptr::null(), || {
+        LAST_ERROR
+            .try_with(|l| l.try_borrow().ok().and_then(|e| e.as_ref().map(|e| e.message.as_ptr())))
+            .ok()
+            .flatten()
+            .unwrap_or(ptr::null())
+    })
+}
+
+/// The identity service's own error code of the last failed call on this thread (e.g.
+/// "AADSTS7000215"), or NULL when there is none. Same lifetime as pgentra_last_error_message().
+/// Never free it.
+#[no_mangle]
+pub extern "C" fn pgentra_last_error_code() -> *const c_char {
+    ffi_value(ptr::null(), || {
+        LAST_ERROR
+            .try_with(|l| {
+                l.try_borrow().ok().and_then(|e| e.as_ref().and_then(|e| e.code.as_ref().map(|c| c.as_ptr())))
+            })
+            .ok()
+            .flatten()
+            .unwrap_or(ptr::null())
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,427 @@
+/*
+ * C tests of libpgentra through include/pgentra.h only. Run by tests/c/run.sh.
+ *
+ * Without the harness (IDENTITY_ENDPOINT / IDENTITY_HEADER / PGENTRA_PG_HOST unset) the token
+ * part is skipped and says so; everything else needs no network. Under
+ * tests/harness/with-harness.sh the token part runs against the local identity emulator and,
+ * when built with -DPGENTRA_TEST_LIBPQ, logs in to the private PostgreSQL with the token.
+ *
+ * The last line is "N passed, M failed"; the exit status is non-zero when M > 0.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "pgentra.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifdef PGENTRA_TEST_LIBPQ
+#include <libpq-fe.h>
+#endif
+
+static int passed = 0;
+static int failed = 0;
+
+#define CHECK(cond, ...)                                                        \
+    do {                                                                        \
+        if (cond) {                                                             \
+            passed++;                                                           \
+        } else {                                                                \
+            failed++;                                                           \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);     \
+            fprintf(stderr, __VA_ARGS__);                                       \
+            fprintf(stderr, " (last error: %s)\n", last_error());               \
+        }                                                                       \
+    } while (0)
+
+/* Poison value for out-parameters: every error path must overwrite it with NULL. */
+#define POISON ((void *)0x1)
+
+static const char *last_error(void) {
+    const char *m = pgentra_last_error_message();
+    return m ? m : "(none)";
+}
+
+static int contains(const char *haystack, const char *needle) {
+    return haystack != NULL && strstr(haystack, needle) != NULL;
+}
+
+static const char *SECRET_DSN = "host=h port=5432 dbname=d user=u password=p sslmode=require";
+/* A prefix for which no variable exists, so the test environment cannot interfere. */
+static const char *NO_VARS_PREFIX = "PGENTRA_CAPI_CTEST_NO_SUCH_PREFIX";
+
+static pgentra_connector *secret_connector(void) {
+    pgentra_options o;
+    pgentra_options_init(&o);
+    o.prefix = NO_VARS_PREFIX;
+    o.connection_string = SECRET_DSN;
+    pgentra_connector *c = POISON;
+    int rc = pgentra_connector_new(&o, &c);
+    CHECK(rc == PGENTRA_OK && c != NULL && c != POISON, "connector_new in secret mode: rc=%d", rc);
+    return rc == PGENTRA_OK ? c : NULL;
+}
+
+static void test_version(void) {
+    const char *v = pgentra_version();
+    CHECK(v != NULL && strlen(v) >= 5 && v[0] >= '0' && v[0] <= '9', "version '%s'", v ? v : "(null)");
+    CHECK(v == pgentra_version(), "version is static storage");
+    printf("pgentra %s\n", v ? v : "(null)");
+}
+
+static void test_from_env_config_error(void) {
+    setenv("AZURE_POSTGRESQL_HOST", "", 1);
+    pgentra_connector *c = POISON;
+    int rc = pgentra_connector_from_env(NULL, &c);
+    CHECK(rc == PGENTRA_ERR_CONFIG, "empty AZURE_POSTGRESQL_HOST: rc=%d", rc);
+    CHECK(c == NULL, "*out is NULL on error");
+    CHECK(contains(pgentra_last_error_message(), "AZURE_POSTGRESQL_HOST"), "message names the variable");
+    CHECK(pgentra_last_error_code() == NULL, "no service code for a configuration error");
+    unsetenv("AZURE_POSTGRESQL_HOST");
+
+    /* A custom prefix, read from the environment. */
+    setenv("PGENTRA_CAPI_CTEST_CONNECTIONSTRING", SECRET_DSN, 1);
+    c = POISON;
+    rc = pgentra_connector_from_env("PGENTRA_CAPI_CTEST", &c);
+    CHECK(rc == PGENTRA_OK && c != NULL && c != POISON, "from_env with a custom prefix: rc=%d", rc);
+    CHECK(pgentra_last_error_message() == NULL, "no message after success");
+    if (rc == PGENTRA_OK) {
+        char *s = POISON;
+        rc = pgentra_connection_string(c, PGENTRA_FORMAT_LIBPQ, &s);
+        CHECK(rc == PGENTRA_OK && s != NULL && strcmp(s, SECRET_DSN) == 0, "from_env dsn: '%s'", rc ? "(error)" : s);
+        pgentra_string_free(rc == PGENTRA_OK ? s : NULL);
+        pgentra_connector_free(c);
+    }
+    unsetenv("PGENTRA_CAPI_CTEST_CONNECTIONSTRING");
+
+    /* An invalid prefix is a configuration error too. */
+    c = POISON;
+    rc = pgentra_connector_from_env("no spaces allowed", &c);
+    CHECK(rc == PGENTRA_ERR_CONFIG && c == NULL, "invalid prefix: rc=%d", rc);
+}
+
+static void test_null_arguments(void) {
+    pgentra_connector *c = POISON;
+    char *s = POISON;
+    pgentra_options o;
+    pgentra_options_init(&o);
+
+    CHECK(pgentra_connector_from_env(NULL, NULL) == PGENTRA_ERR_NULL_ARGUMENT, "from_env out NULL");
+    CHECK(contains(pgentra_last_error_message(), "'out'"), "message names 'out'");
+    CHECK(pgentra_connector_new(NULL, &c) == PGENTRA_ERR_NULL_ARGUMENT, "new opts NULL");
+    CHECK(c == NULL, "*out is NULL on error");
+    CHECK(contains(pgentra_last_error_message(), "'opts'"), "message names 'opts'");
+    CHECK(pgentra_connector_new(&o, NULL) == PGENTRA_ERR_NULL_ARGUMENT, "new out NULL");
+
+    CHECK(pgentra_token(NULL, &s) == PGENTRA_ERR_NULL_ARGUMENT && s == NULL, "token c NULL");
+    CHECK(contains(pgentra_last_error_message(), "'c'"), "message names 'c'");
+    s = POISON;
+    CHECK(pgentra_connection_string(NULL, PGENTRA_FORMAT_LIBPQ, &s) == PGENTRA_ERR_NULL_ARGUMENT && s == NULL,
+          "connection_string c NULL");
+    s = POISON;
+    CHECK(pgentra_user(NULL, &s) == PGENTRA_ERR_NULL_ARGUMENT && s == NULL, "user c NULL");
+
+    c = secret_connector();
+    if (c) {
+        CHECK(pgentra_token(c, NULL) == PGENTRA_ERR_NULL_ARGUMENT, "token out NULL");
+        CHECK(pgentra_connection_string(c, PGENTRA_FORMAT_URI, NULL) == PGENTRA_ERR_NULL_ARGUMENT,
+              "connection_string out NULL");
+        CHECK(pgentra_user(c, NULL) == PGENTRA_ERR_NULL_ARGUMENT, "user out NULL");
+        pgentra_connector_free(c);
+    }
+}
+
+static void test_invalid_utf8(void) {
+    pgentra_connector *c = POISON;
+    int rc = pgentra_connector_from_env("AZURE_\xff\xfePOSTGRESQL", &c);
+    CHECK(rc == PGENTRA_ERR_INVALID_UTF8, "invalid UTF-8 prefix: rc=%d", rc);
+    CHECK(c == NULL, "*out is NULL on error");
+    CHECK(contains(pgentra_last_error_message(), "'prefix'"), "message names 'prefix'");
+
+    pgentra_options o;
+    pgentra_options_init(&o);
+    o.prefix = NO_VARS_PREFIX;
+    o.connection_string = "host=h user=\xc3\x28";
+    c = POISON;
+    rc = pgentra_connector_new(&o, &c);
+    CHECK(rc == PGENTRA_ERR_INVALID_UTF8 && c == NULL, "invalid UTF-8 connection string: rc=%d", rc);
+    CHECK(contains(pgentra_last_error_message(), "connection_string"), "message names connection_string");
+}
+
+static void test_options(void) {
+    pgentra_options o;
+    memset(&o, 0xab, sizeof o);
+    pgentra_options_init(&o);
+    CHECK(o.prefix == NULL && o.connection_string == NULL && o.client_id == NULL && o.tenant_id == NULL &&
+              o.client_secret == NULL && o.scope == NULL,
+          "options_init clears the strings");
+    CHECK(o.credential == PGENTRA_CREDENTIAL_AUTO && o.allow_insecure == -1 && o.timeout_ms == 0,
+          "options_init defaults");
+    pgentra_options_init(NULL);
+
+    o.prefix = NO_VARS_PREFIX;
+    o.connection_string = SECRET_DSN;
+    pgentra_connector *c = POISON;
+    o.credential = 8;
+    CHECK(pgentra_connector_new(&o, &c) == PGENTRA_ERR_INVALID_ARGUMENT && c == NULL, "credential 8 rejected");
+    CHECK(contains(pgentra_last_error_message(), "credential"), "message names credential");
+    o.credential = PGENTRA_CREDENTIAL_AUTO;
+    o.allow_insecure = 7;
+    c = POISON;
+    CHECK(pgentra_connector_new(&o, &c) == PGENTRA_ERR_INVALID_ARGUMENT && c == NULL, "allow_insecure 7 rejected");
+    o.allow_insecure = -1;
+
+    /* No options at all: the error names the prefix's connection string variable. */
+    pgentra_options_init(&o);
+    o.prefix = NO_VARS_PREFIX;
+    c = POISON;
+    CHECK(pgentra_connector_new(&o, &c) == PGENTRA_ERR_CONFIG && c == NULL, "no configuration");
+    CHECK(contains(pgentra_last_error_message(), "PGENTRA_CAPI_CTEST_NO_SUCH_PREFIX_CONNECTIONSTRING"),
+          "message names the variable");
+}
+
+static void test_secret_mode(void) {
+    pgentra_connector *c = secret_connector();
+    if (!c) return;
+    static const char *expected[] = {
+        "host=h port=5432 dbname=d user=u password=p sslmode=require",
+        "postgresql://u:p@h:5432/d?sslmode=require",
+        "Server=h;Port=5432;Database=d;User Id=u;Password=p;Ssl Mode=Require;",
+        "jdbc:postgresql://h:5432/d?sslmode=require&user=u&password=p",
+        "{\"host\":\"h\",\"port\":5432,\"dbname\":\"d\",\"user\":\"u\",\"password\":\"p\",\"sslmode\":\"require\"}",
+        "export PGHOST='h' PGPORT='5432' PGDATABASE='d' PGUSER='u' PGPASSWORD='p' PGSSLMODE='require'",
+    };
+    uint32_t formats[] = {PGENTRA_FORMAT_LIBPQ, PGENTRA_FORMAT_URI, PGENTRA_FORMAT_ADO,
+                          PGENTRA_FORMAT_JDBC, PGENTRA_FORMAT_JSON, PGENTRA_FORMAT_SHELL};
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
+        char *s = POISON;
+        int rc = pgentra_connection_string(c, formats[i], &s);
+        CHECK(rc == PGENTRA_OK && s != NULL && strcmp(s, expected[i]) == 0, "format %u: rc=%d '%s'",
+              (unsigned)formats[i], rc, rc == PGENTRA_OK && s ? s : "(null)");
+        pgentra_string_free(rc == PGENTRA_OK ? s : NULL);
+    }
+
+    uint32_t bad[] = {6, 100, 0xffffffffu};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *s = POISON;
+        int rc = pgentra_connection_string(c, bad[i], &s);
+        CHECK(rc == PGENTRA_ERR_INVALID_ARGUMENT && s == NULL, "format %u rejected: rc=%d", (unsigned)bad[i], rc);
+        CHECK(contains(pgentra_last_error_message(), "format"), "message names format");
+    }
+
+    char *s = POISON;
+    int rc = pgentra_user(c, &s);
+    CHECK(rc == PGENTRA_OK && s != NULL && strcmp(s, "u") == 0, "user in secret mode");
+    pgentra_string_free(rc == PGENTRA_OK ? s : NULL);
+
+    s = POISON;
+    rc = pgentra_token(c, &s);
+    CHECK(rc == PGENTRA_ERR_CONFIG && s == NULL, "no token in secret mode: rc=%d", rc);
+    pgentra_invalidate(c);
+    pgentra_connector_free(c);
+}
+
+static void test_tls_policy(void) {
+    /* Token mode with sslmode=disable: refused before any identity request is made. */
+    pgentra_options o;
+    pgentra_options_init(&o);
+    o.prefix = NO_VARS_PREFIX;
+    o.connection_string = "host=127.0.0.1 port=1 dbname=d user=u sslmode=disable";
+    o.allow_insecure = 0;
+    pgentra_connector *c = POISON;
+    int rc = pgentra_connector_new(&o, &c);
+    CHECK(rc == PGENTRA_OK && c != NULL && c != POISON, "token-mode connector: rc=%d", rc);
+    if (rc != PGENTRA_OK) return;
+    char *s = POISON;
+    rc = pgentra_connection_string(c, PGENTRA_FORMAT_LIBPQ, &s);
+    CHECK(rc == PGENTRA_ERR_TLS_POLICY && s == NULL, "sslmode=disable refused: rc=%d", rc);
+    CHECK(contains(pgentra_last_error_message(), "sslmode=disable"), "message names sslmode");
+    pgentra_connector_free(c);
+}
+
+/* ---- token part (harness only) ------------------------------------------------------------- */
+
+/* GET or POST PATH on the emulator's loopback control endpoint; the body in buf. */
+static int emulator_request(const char *method, const char *path, char *buf, size_t len) {
+    const char *base = getenv("PGENTRA_EMULATOR_HTTP"); /* http://127.0.0.1:PORT */
+    if (!base || strncmp(base, "http://127.0.0.1:", 17) != 0) return -1;
+    int port = atoi(base + 17);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", method, path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < len && (r = read(fd, buf + got, len - 1 - got)) > 0) got += (size_t)r;
+    buf[got] = '\0';
+    close(fd);
+    return strstr(buf, " 200 ") ? 0 : -1;
+}
+
+static long msi_requests(void) {
+    char buf[4096];
+    if (emulator_request("GET", "/control/stats", buf, sizeof buf) != 0) return -1;
+    const char *p = strstr(buf, "\"msi_requests\":");
+    return p ? atol(p + strlen("\"msi_requests\":")) : -1;
+}
+
+struct worker {
+    pgentra_connector *c;
+    int rc;
+    char *token;
+};
+
+static void *token_worker(void *arg) {
+    struct worker *w = arg;
+    w->rc = pgentra_token(w->c, &w->token);
+    return NULL;
+}
+
+static void test_token(void) {
+    const char *endpoint = getenv("IDENTITY_ENDPOINT");
+    const char *header = getenv("IDENTITY_HEADER");
+    const char *pg_host = getenv("PGENTRA_PG_HOST");
+    const char *pg_port = getenv("PGENTRA_PG_PORT");
+    if (!endpoint || !*endpoint || !header || !*header || !pg_host || !pg_port) {
+        printf("SKIP token part: IDENTITY_ENDPOINT, IDENTITY_HEADER, PGENTRA_PG_HOST and PGENTRA_PG_PORT are not all set "
+               "(run under tests/harness/with-harness.sh)\n");
+        return;
+    }
+    char dsn[256];
+    snprintf(dsn, sizeof dsn, "host=%s port=%s dbname=postgres sslmode=require", pg_host, pg_port);
+    pgentra_options o;
+    pgentra_options_init(&o);
+    o.prefix = NO_VARS_PREFIX;
+    o.connection_string = dsn;
+    o.timeout_ms = 60000; /* generous: valgrind is slow */
+    pgentra_connector *c = POISON;
+    int rc = pgentra_connector_new(&o, &c);
+    CHECK(rc == PGENTRA_OK && c != NULL && c != POISON, "managed identity connector: rc=%d", rc);
+    if (rc != PGENTRA_OK) return;
+
+    char *token = POISON;
+    rc = pgentra_token(c, &token);
+    CHECK(rc == PGENTRA_OK && token != NULL && token != POISON, "token from the emulator: rc=%d", rc);
+    if (rc != PGENTRA_OK) {
+        pgentra_connector_free(c);
+        return;
+    }
+    const char *dot1 = strchr(token, '.');
+    CHECK(strlen(token) > 20 && dot1 && strchr(dot1 + 1, '.'), "token is JWT-shaped");
+    CHECK(pgentra_last_error_message() == NULL, "no message after success");
+
+    char *user = POISON;
+    rc = pgentra_user(c, &user);
+    CHECK(rc == PGENTRA_OK && user && strcmp(user, "pgentra-app") == 0, "user from the token: '%s'",
+          rc == PGENTRA_OK && user ? user : "(null)");
+    pgentra_string_free(rc == PGENTRA_OK ? user : NULL);
+
+    char *cs = POISON;
+    rc = pgentra_connection_string(c, PGENTRA_FORMAT_LIBPQ, &cs);
+    char want[8192];
+    snprintf(want, sizeof want, "host=%s port=%s dbname=postgres user=pgentra-app password=%s sslmode=require",
+             pg_host, pg_port, token);
+    CHECK(rc == PGENTRA_OK && cs && strcmp(cs, want) == 0, "libpq string with the token");
+
+#ifdef PGENTRA_TEST_LIBPQ
+    if (rc == PGENTRA_OK) {
+        PGconn *conn = PQconnectdb(cs);
+        CHECK(PQstatus(conn) == CONNECTION_OK, "PostgreSQL accepts the token: %s", PQerrorMessage(conn));
+        if (PQstatus(conn) == CONNECTION_OK) {
+            PGresult *r = PQexec(conn, "select current_user");
+            CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "pgentra-app") == 0,
+                  "current_user is pgentra-app");
+            PQclear(r);
+        }
+        PQfinish(conn);
+    }
+#else
+    printf("SKIP PostgreSQL login (built without libpq)\n");
+#endif
+    pgentra_string_free(rc == PGENTRA_OK ? cs : NULL);
+
+    /* 16 threads on an emptied cache: one identity request (single flight), one token. */
+    pgentra_invalidate(c);
+    long before = msi_requests();
+    enum { N = 16 };
+    struct worker w[N];
+    pthread_t th[N];
+    int started = 0;
+    for (int i = 0; i < N; i++) {
+        w[i].c = c;
+        w[i].rc = -1;
+        w[i].token = POISON;
+        if (pthread_create(&th[i], NULL, token_worker, &w[i]) == 0) started++;
+    }
+    CHECK(started == N, "started %d threads", started);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    int same = 0;
+    for (int i = 0; i < started; i++) {
+        if (w[i].rc == PGENTRA_OK && w[i].token && strcmp(w[i].token, token) == 0) same++;
+        pgentra_string_free(w[i].rc == PGENTRA_OK ? w[i].token : NULL);
+    }
+    CHECK(same == N, "%d of %d threads got the same token", same, N);
+    long after = msi_requests();
+    if (before >= 0 && after >= 0) {
+        CHECK(after - before == 1, "one identity request for %d concurrent callers, saw %ld", N, after - before);
+    } else {
+        printf("SKIP request count: the emulator's /control/stats is not reachable\n");
+    }
+
+    /* Cached: no further request. */
+    char *again = POISON;
+    rc = pgentra_token(c, &again);
+    CHECK(rc == PGENTRA_OK && again && strcmp(again, token) == 0, "cached token");
+    pgentra_string_free(rc == PGENTRA_OK ? again : NULL);
+    if (after >= 0) CHECK(msi_requests() == after, "cached read makes no request");
+
+    pgentra_string_free(token);
+    pgentra_connector_free(c);
+}
+
+static void test_free_null(void) {
+    pgentra_string_free(NULL);
+    pgentra_connector_free(NULL);
+    pgentra_invalidate(NULL);
+    passed++;
+}
+
+int main(void) {
+    /* Variables that could steer the configuration away from what the tests set up. */
+    unsetenv("PGENTRA_PREFIX");
+    unsetenv("PGENTRA_CREDENTIAL");
+    unsetenv("AZURE_POSTGRESQL_CONNECTIONSTRING");
+
+    /* Environment changes first, while the process has a single thread. */
+    test_from_env_config_error();
+    test_version();
+    test_null_arguments();
+    test_invalid_utf8();
+    test_options();
+    test_secret_mode();
+    test_tls_policy();
+    test_token();
+    test_free_null();
+
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
