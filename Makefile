@@ -7,15 +7,22 @@ HARNESS := tests/harness/with-harness.sh
 # own tool chains (maturin, napi, ...).
 SEL := --workspace $(foreach b,$(wildcard bindings/*/Cargo.toml),--exclude pgentra-$(notdir $(patsubst %/,%,$(dir $(b)))))
 
-.PHONY: all deps build demo test test-rust test-oracle test-c bench clean
+.PHONY: all deps build demo test test-rust test-oracle test-c test-python test-node test-php test-go test-dotnet bench clean
 
 all: build
 
 deps:
 	@scripts/deps.sh
+	@python/deps.sh
+	@go/deps.sh
+	@dotnet/deps.sh
+	@php/deps.sh
 
 build: deps
 	$(CARGO) build --release --locked $(SEL)
+	python/build.sh
+	node/build.sh
+	php/build.sh
 
 demo: build
 	@$(HARNESS) scripts/demo.sh
@@ -23,7 +30,7 @@ demo: build
 # Every test process runs in a loopback-only network namespace (tests/harness/netns.sh).
 test: build
 	$(CARGO) test --release --locked $(SEL) --no-run -q
-	$(HARNESS) $(MAKE) --no-print-directory test-rust test-oracle test-c
+	$(HARNESS) $(MAKE) --no-print-directory test-rust test-oracle test-c test-python test-node test-php test-go test-dotnet
 
 # Unit, property, vector, emulator and end-to-end tests (one thread: the e2e tests share the
 # emulator's counters).
@@ -36,6 +43,26 @@ test-oracle:
 # The C ABI: the whole API from C, against the .so and the .a, then under valgrind.
 test-c:
 	crates/pgentra-capi/tests/c/run.sh
+
+# Python: the wheel from dist/python with psycopg2, psycopg 3, asyncpg, SQLAlchemy and Django.
+test-python:
+	python/test.sh
+
+# Node.js: the packed addon with node-postgres, Sequelize and Knex (node:test).
+test-node:
+	node/test.sh
+
+# PHP: the extension with pgsql and PDO (PHPUnit).
+test-php:
+	php/test.sh
+
+# Go over the C ABI: lib/pq connector and pgx BeforeConnect.
+test-go:
+	go/test.sh
+
+# .NET over the C ABI, compiled and run with Mono; ADO.NET output read by DbConnectionStringBuilder.
+test-dotnet:
+	dotnet/test.sh
 
 bench: build
 	$(CARGO) bench -p pgentra

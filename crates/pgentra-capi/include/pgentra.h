@@ -105,6 +105,11 @@ typedef enum pgentra_format {
    * `export PGHOST='...' PGPORT='...' ...`, every value single-quoted for POSIX shells.
    */
   PGENTRA_FORMAT_SHELL = 5,
+  /**
+   * PHP PDO's `pgsql:` DSN with user and password; a value holding `;` cannot be carried and
+   * gives `PGENTRA_ERR_CONFIG`.
+   */
+  PGENTRA_FORMAT_PDO = 6,
 } pgentra_format;
 
 /**

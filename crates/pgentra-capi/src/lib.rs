@@ -69,6 +69,9 @@ pub enum pgentra_format {
     Json = 4,
     /// `export PGHOST='...' PGPORT='...' ...`, every value single-quoted for POSIX shells.
     Shell = 5,
+    /// PHP PDO's `pgsql:` DSN with user and password; a value holding `;` cannot be carried and
+    /// gives `PGENTRA_ERR_CONFIG`.
+    Pdo = 6,
 }
 
 /// Credentials for pgentra_options.credential (mirrors the Rust `CredentialKind`). AUTO (0)
@@ -326,6 +329,7 @@ fn format_of(function: &str, format: u32) -> Result<Format, FfiError> {
         3 => Format::Jdbc,
         4 => Format::Json,
         5 => Format::Shell,
+        6 => Format::Pdo,
         n => {
             return Err(FfiError::invalid(
                 function,

@@ -223,9 +223,9 @@ fn secret_mode_renders_every_format_without_network() {
         assert_eq!(&take(s), want, "format {n}");
     }
     s = poisoned();
-    assert_eq!(pgentra_connection_string(c, 6, &mut s), PGENTRA_ERR_INVALID_ARGUMENT as c_int);
+    assert_eq!(pgentra_connection_string(c, 7, &mut s), PGENTRA_ERR_INVALID_ARGUMENT as c_int);
     assert!(s.is_null());
-    assert!(last_message().unwrap().contains("'format' is 6"));
+    assert!(last_message().unwrap().contains("'format' is 7"));
     s = poisoned();
     assert_eq!(pgentra_connection_string(c, u32::MAX, &mut s), PGENTRA_ERR_INVALID_ARGUMENT as c_int);
     assert!(s.is_null());

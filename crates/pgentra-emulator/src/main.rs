@@ -125,6 +125,9 @@ async fn run(args: args::Args, local_offset: time::UtcOffset) -> Result<(), Stri
         ),
     ];
 
+    let arc_key = crate::identity::random_guid().replace('-', "");
+    let arc_key_path = dir.join("arc.key");
+    std::fs::write(&arc_key_path, &arc_key).map_err(|e| format!("writing {}: {e}", arc_key_path.display()))?;
     let emu = Arc::new(Emulator::new(
         Config {
             identity_header,
@@ -133,6 +136,8 @@ async fn run(args: args::Args, local_offset: time::UtcOffset) -> Result<(), Stri
             refresh_in: args.refresh_in,
             https_base: https_base.clone(),
             local_offset,
+            arc_key_path: arc_key_path.to_string_lossy().into_owned(),
+            arc_key,
         },
         args.pg_admin.clone(),
         args.faults.clone(),

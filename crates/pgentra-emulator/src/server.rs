@@ -46,6 +46,9 @@ pub struct Config {
     /// `https://127.0.0.1:Q`
     pub https_base: String,
     pub local_offset: UtcOffset,
+    /// Azure Arc: the file named in the 401 challenge, and its content.
+    pub arc_key_path: String,
+    pub arc_key: String,
 }
 
 #[derive(Default, Serialize, Clone)]
@@ -305,6 +308,7 @@ impl Emulator {
         match (path.as_str(), &method) {
             ("/msi/token", &Method::GET) => self.msi(req).await,
             ("/metadata/identity/oauth2/token", &Method::GET) => self.imds(req).await,
+            ("/arc/token", &Method::GET) => self.arc(req).await,
             ("/control/stats", &Method::GET) => Ok(self.stats()),
             ("/control/reset", &Method::POST) => Ok(self.reset()),
             ("/control/rotate", &Method::POST) => Ok(self.rotate().await),
@@ -519,6 +523,27 @@ impl Emulator {
             body["refresh_in"] = json!(r);
         }
         Ok(with_note(json_resp(200, &body), note))
+    }
+
+    // ---- Azure Arc ------------------------------------------------------------------
+
+    /// Arc's challenge: without `Authorization`, 401 naming a key file in
+    /// `WWW-Authenticate: Basic realm=<file>`; with `Authorization: Basic <content>`, an
+    /// IMDS-shaped token.
+    async fn arc(&self, req: Request<Incoming>) -> Result<Resp, Dropped> {
+        let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+        match auth {
+            None => {
+                let mut r = imds_error(401, "unauthorized", "Authorization header required");
+                let challenge = format!("Basic realm={}", self.cfg.arc_key_path);
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+                }
+                Ok(with_note(r, "arc challenge"))
+            }
+            Some(a) if a == format!("Basic {}", self.cfg.arc_key) => self.imds(req).await,
+            Some(_) => Ok(with_note(imds_error(401, "unauthorized", "Invalid key"), "arc bad key")),
+        }
     }
 
     // ---- IMDS -----------------------------------------------------------------------

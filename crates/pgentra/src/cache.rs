@@ -104,6 +104,21 @@ impl TokenCache {
         self.current.store(None);
     }
 
+    /// Drop the cached token only if it is `rejected` (compare-and-swap).
+    pub fn invalidate_if(&self, rejected: &str) -> bool {
+        let current = self.current.load_full();
+        match &current {
+            Some(c) if c.token.expose() == rejected => {
+                let prev = self.current.compare_and_swap(&current, None);
+                match (&*prev, &current) {
+                    (Some(p), Some(c)) => Arc::ptr_eq(p, c),
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+
     fn flight(&self) -> Arc<Flight> {
         let f = self.flight.load_full();
         if f.generation == fork_generation() {
@@ -270,6 +285,12 @@ mod tests {
         // Within the retry pause no new request is made.
         cache.get().await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // Compare-and-invalidate: a token that is not the cached one changes nothing.
+        assert!(!cache.invalidate_if("not-the-token"));
+        assert!(cache.peek().is_some());
+        let cur = cache.peek().unwrap().token.expose().to_string();
+        assert!(cache.invalidate_if(&cur));
+        assert!(cache.peek().is_none());
         // An empty cache with a failing source is an error, not a hang.
         cache.invalidate();
         assert!(cache.get().await.is_err());

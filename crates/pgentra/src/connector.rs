@@ -155,6 +155,23 @@ impl Connector {
         }
     }
 
+    /// The cached token if it is fresh, without any I/O or waiting; `None` otherwise (then call
+    /// `token` or `token_async`). Bindings use it for a fast path that never leaves the thread.
+    pub fn try_token(&self) -> Option<Secret> {
+        self.inner.cache.as_ref()?.fresh().map(|c| c.token.clone())
+    }
+
+    /// The server refused `rejected` (SQLSTATE 28P01): drop it from the cache, unless another
+    /// caller already replaced it. Returns whether it was dropped. Every integration's
+    /// "refused, renew once, reconnect" path calls this, so concurrent refusals cause one
+    /// identity request.
+    pub fn invalidate_if(&self, rejected: &str) -> bool {
+        match &self.inner.cache {
+            Some(c) => c.invalidate_if(rejected),
+            None => false,
+        }
+    }
+
     /// Drop the cached token so that the next call acquires a new one.
     pub fn invalidate(&self) {
         if let Some(c) = &self.inner.cache {
@@ -207,11 +224,20 @@ impl Connector {
 
     /// The connection string in the given format, with the password or a current token.
     pub fn connection_string(&self, format: Format) -> Result<String> {
-        Ok(self.params()?.render(format))
+        Self::render(self.params()?, format)
     }
 
     pub async fn connection_string_async(&self, format: Format) -> Result<String> {
-        Ok(self.params_async().await?.render(format))
+        Self::render(self.params_async().await?, format)
+    }
+
+    fn render(p: ConnParams, format: Format) -> Result<String> {
+        if format == Format::Pdo && !p.pdo_representable() {
+            return Err(Error::config(
+                "a value contains ';', which a PDO DSN cannot carry (PDO turns ';' into spaces); pass the user and password as PDO's constructor arguments instead",
+            ));
+        }
+        Ok(p.render(format))
     }
 
     /// The database user (explicit, else configured, else from the token's claims).

@@ -88,6 +88,8 @@ pub enum Format {
     Jdbc = 3,
     Json = 4,
     Shell = 5,
+    /// PHP PDO's `pgsql:` DSN (`key=value;` pairs, with user and password).
+    Pdo = 6,
 }
 
 impl Format {
@@ -99,9 +101,10 @@ impl Format {
             "jdbc" => Format::Jdbc,
             "json" => Format::Json,
             "shell" | "env" => Format::Shell,
+            "pdo" | "pdo_pgsql" | "pgsql" => Format::Pdo,
             _ => {
                 return Err(Error::config(format!(
-                    "unknown format '{s}'; use one of libpq, uri, ado, jdbc, json, shell"
+                    "unknown format '{s}'; use one of libpq, uri, ado, jdbc, json, shell, pdo"
                 )))
             }
         })
@@ -133,7 +136,8 @@ const LIBPQ_KEYWORDS: &[&str] = &[
     "target_session_attrs", "load_balance_hosts", "sslcertmode", "require_auth", "sslnegotiation",
 ];
 
-pub(crate) fn parse_port(value: &str) -> Result<u16> {
+/// Parse a port number (1–65535), with an error that says what to use.
+pub fn parse_port(value: &str) -> Result<u16> {
     match value.trim().parse::<u32>() {
         Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
         Ok(p) => Err(Error::config(format!("port {p} is out of range; use a number from 1 to 65535 (Azure uses 5432)"))),
@@ -464,10 +468,8 @@ pub fn parse_jdbc(s: &str) -> Result<ConnParams> {
             let v = decode(v, &format!("JDBC parameter '{k}'"))?;
             match k.as_str() {
                 "user" | "password" | "sslmode" | "dbname" => out.set_libpq(&k, v)?,
-                "ssl" => {
-                    if v.eq_ignore_ascii_case("true") && out.sslmode.is_none() {
-                        out.sslmode = Some(SslMode::Require);
-                    }
+                "ssl" if v.eq_ignore_ascii_case("true") && out.sslmode.is_none() => {
+                    out.sslmode = Some(SslMode::Require);
                 }
                 // pgjdbc-only properties (authenticationPluginClassName, sslfactory, ...):
                 // meaningless to libpq, so they are dropped here.
@@ -701,7 +703,30 @@ impl ConnParams {
             Format::Jdbc => self.to_jdbc(),
             Format::Json => self.to_json(),
             Format::Shell => self.to_shell(),
+            Format::Pdo => self.to_pdo(),
         }
+    }
+
+    /// Whether `to_pdo` can carry every value: PDO turns each `;` of a DSN into a space
+    /// before libpq reads it, so a value holding `;` cannot be written there.
+    pub fn pdo_representable(&self) -> bool {
+        self.ordered().iter().all(|(_, v)| !v.contains(';'))
+    }
+
+    /// `pgsql:host=...;port=...;dbname=...;user=...;password=...;sslmode=...`, values quoted as
+    /// libpq reads them (PDO hands the DSN to libpq with `;` turned into spaces).
+    pub fn to_pdo(&self) -> String {
+        let mut out = String::with_capacity(256);
+        out.push_str("pgsql:");
+        for (i, (k, v)) in self.ordered().into_iter().enumerate() {
+            if i > 0 {
+                out.push(';');
+            }
+            out.push_str(k);
+            out.push('=');
+            libpq_value(&mut out, &v);
+        }
+        out
     }
 
     fn ordered(&self) -> Vec<(&str, String)> {

@@ -305,9 +305,23 @@ impl ManagedIdentity {
             let Some(path) = realm else {
                 return Attempt::Permanent(Error::new(ErrorKind::IdentityService, format!("{what}: 401 without a Basic realm challenge")));
             };
-            let secret = match std::fs::read_to_string(&path) {
-                Ok(s) => Secret::new(s.trim().to_string()),
-                Err(e) => return Attempt::Permanent(Error::credential(format!("{what}: cannot read the challenge file {path}: {e}"))),
+            // Read only what an Arc agent would name: a small `.key` file in its token folder.
+            let allowed_dir = std::env::var("PGENTRA_ARC_KEY_DIR").unwrap_or_else(|_| "/var/opt/azcmagent/tokens".to_string());
+            let p = std::path::Path::new(&path);
+            let in_dir = p.parent().map(|d| d == std::path::Path::new(allowed_dir.trim_end_matches('/'))).unwrap_or(false);
+            if !in_dir || p.extension().and_then(|e| e.to_str()) != Some("key") {
+                return Attempt::Permanent(Error::credential(format!(
+                    "{what}: the challenge names {path}, which is not a .key file in {allowed_dir}; refusing to read it"
+                )));
+            }
+            let secret = match std::fs::metadata(p) {
+                Ok(m) if m.len() > 4096 => {
+                    return Attempt::Permanent(Error::credential(format!("{what}: the challenge file {path} is larger than 4096 bytes")))
+                }
+                _ => match std::fs::read_to_string(p) {
+                    Ok(s) => Secret::new(s.trim().to_string()),
+                    Err(e) => return Attempt::Permanent(Error::credential(format!("{what}: cannot read the challenge file {path}: {e}"))),
+                },
             };
             let req = client.get(&url).header("Metadata", "true").header("Authorization", format!("Basic {}", secret.expose()));
             let resp = match req.send().await {

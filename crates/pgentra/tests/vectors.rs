@@ -43,13 +43,14 @@ fn params_json(p: &ConnParams) -> Value {
     })
 }
 
-const FORMATS: [(&str, Format); 6] = [
+const FORMATS: [(&str, Format); 7] = [
     ("libpq", Format::Libpq),
     ("uri", Format::Uri),
     ("ado", Format::Ado),
     ("jdbc", Format::Jdbc),
     ("json", Format::Json),
     ("shell", Format::Shell),
+    ("pdo", Format::Pdo),
 ];
 
 #[test]
@@ -59,7 +60,9 @@ fn render_vectors() {
     for (name, p) in cases() {
         let mut rendered = serde_json::Map::new();
         for (fname, f) in FORMATS {
-            rendered.insert(fname.into(), json!(p.render(f)));
+            // A PDO DSN cannot carry ';' in a value: such vectors expect a configuration error.
+            let v = if f == Format::Pdo && !p.pdo_representable() { Value::Null } else { json!(p.render(f)) };
+            rendered.insert(fname.into(), v);
         }
         generated.push(json!({"name": name, "params": params_json(&p), "rendered": Value::Object(rendered)}));
     }

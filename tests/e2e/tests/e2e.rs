@@ -36,6 +36,26 @@ fn imds_managed_identity_via_loopback_stand_in() {
 }
 
 #[test]
+fn azure_arc_challenge() {
+    let emu_dir = format!("{}/emu", h("PGENTRA_TEST_DIR"));
+    let base = h("PGENTRA_EMULATOR_HTTP");
+    let vars = env(&[
+        ("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq("")),
+        ("IDENTITY_ENDPOINT", &format!("{base}/arc/token")),
+        ("IMDS_ENDPOINT", &base),
+    ]);
+    std::env::set_var("PGENTRA_ARC_KEY_DIR", &emu_dir);
+    let c = conn(vars.clone());
+    assert!(c.credential_description().contains("Arc"), "{}", c.credential_description());
+    assert_eq!(login(&c).unwrap(), "pgentra-app");
+    // A challenge naming a file outside the agent's folder is refused.
+    std::env::set_var("PGENTRA_ARC_KEY_DIR", "/var/opt/azcmagent/tokens");
+    let e = conn(vars).token().unwrap_err();
+    std::env::remove_var("PGENTRA_ARC_KEY_DIR");
+    assert!(e.message().contains("refusing to read"), "{e}");
+}
+
+#[test]
 fn service_principal_with_secret() {
     let c = conn(env(&[
         ("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq("user=aad_pgentra_sp")),

@@ -206,7 +206,7 @@ static void test_secret_mode(void) {
         pgentra_string_free(rc == PGENTRA_OK ? s : NULL);
     }
 
-    uint32_t bad[] = {6, 100, 0xffffffffu};
+    uint32_t bad[] = {7, 100, 0xffffffffu};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *s = POISON;
         int rc = pgentra_connection_string(c, bad[i], &s);

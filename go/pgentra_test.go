@@ -1,0 +1,427 @@
+package pgentra_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pgentra "github.com/pgentra/pgentra/go"
+	"github.com/pgentra/pgentra/go/internal/harness"
+)
+
+var allFormats = []pgentra.Format{pgentra.Libpq, pgentra.URI, pgentra.ADO, pgentra.JDBC, pgentra.JSON, pgentra.Shell, pgentra.PDO}
+
+func TestVersion(t *testing.T) {
+	if v := pgentra.Version(); v == "" {
+		t.Fatal("empty version")
+	}
+}
+
+type vector struct {
+	Name   string `json:"name"`
+	Params struct {
+		Host     string `json:"host"`
+		Port     int    `json:"port"`
+		DBName   string `json:"dbname"`
+		User     string `json:"user"`
+		Password string `json:"password"`
+		SSLMode  string `json:"sslmode"`
+	} `json:"params"`
+	Rendered map[string]string `json:"rendered"`
+}
+
+func loadVectors(t *testing.T) []vector {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "tests", "vectors", "render.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []vector
+	if err := json.Unmarshal(b, &vs); err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) == 0 {
+		t.Fatal("no vectors")
+	}
+	return vs
+}
+
+// The shared conformance vectors: a secret-mode connector configured with the vector's libpq
+// rendering gives every format byte for byte.
+func TestVectors(t *testing.T) {
+	for _, v := range loadVectors(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			c, err := pgentra.New(pgentra.Options{
+				ConnectionString: v.Rendered["libpq"],
+				Credential:       pgentra.CredentialPassword,
+			})
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			defer c.Close()
+			seen := 0
+			for _, f := range allFormats {
+				want, ok := v.Rendered[f.String()]
+				if !ok {
+					continue
+				}
+				seen++
+				got, err := c.ConnectionString(f)
+				if want == "" && f == pgentra.PDO {
+					// JSON null: these values cannot be written as a PDO DSN.
+					if !errors.Is(err, pgentra.ErrConfig) {
+						t.Errorf("pdo: want a configuration error, got %q, %v", got, err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Errorf("%s: %v", f, err)
+					continue
+				}
+				if got != want {
+					t.Errorf("%s:\n got %q\nwant %q", f, got, want)
+				}
+			}
+			if seen != len(v.Rendered) {
+				t.Errorf("vector has %d renderings, %d formats compared", len(v.Rendered), seen)
+			}
+			if u, err := c.User(); err != nil || u != v.Params.User {
+				t.Errorf("User() = %q, %v; want %q", u, err, v.Params.User)
+			}
+		})
+	}
+}
+
+const secretDSN = "host=h port=5432 dbname=d user=u password=p sslmode=require"
+
+func TestConnectionStringFormatsSecretMode(t *testing.T) {
+	c, err := pgentra.New(pgentra.Options{ConnectionString: secretDSN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want := map[pgentra.Format]string{
+		pgentra.Libpq: "host=h port=5432 dbname=d user=u password=p sslmode=require",
+		pgentra.URI:   "postgresql://u:p@h:5432/d?sslmode=require",
+		pgentra.ADO:   "Server=h;Port=5432;Database=d;User Id=u;Password=p;Ssl Mode=Require;",
+		pgentra.JDBC:  "jdbc:postgresql://h:5432/d?sslmode=require&user=u&password=p",
+		pgentra.JSON:  `{"host":"h","port":5432,"dbname":"d","user":"u","password":"p","sslmode":"require"}`,
+	}
+	for f, w := range want {
+		got, err := c.ConnectionString(f)
+		if err != nil || got != w {
+			t.Errorf("%s: got %q, %v; want %q", f, got, err, w)
+		}
+	}
+	// Secret mode: no token is ever acquired.
+	_, err = c.Token(context.Background())
+	if !errors.Is(err, pgentra.ErrConfig) {
+		t.Errorf("Token in secret mode: %v, want a configuration error", err)
+	}
+}
+
+func TestConfigErrorNamesThePort(t *testing.T) {
+	c, err := pgentra.New(pgentra.Options{ConnectionString: "host=h port=70000"})
+	if err == nil {
+		// Accepted at creation: then the first use must fail.
+		defer c.Close()
+		_, err = c.ConnectionString(pgentra.Libpq)
+	}
+	checkErr(t, err, pgentra.KindConfig, "port")
+	if !errors.Is(err, pgentra.ErrConfig) {
+		t.Errorf("errors.Is(err, ErrConfig) is false for %v", err)
+	}
+	if errors.Is(err, pgentra.ErrNetwork) {
+		t.Errorf("errors.Is(err, ErrNetwork) is true for %v", err)
+	}
+	if !strings.Contains(err.Error(), "port") {
+		t.Errorf("Error() does not carry the core's message: %q", err.Error())
+	}
+}
+
+func TestInvalidFormat(t *testing.T) {
+	c, err := pgentra.New(pgentra.Options{ConnectionString: secretDSN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.ConnectionString(pgentra.Format(99))
+	checkErr(t, err, pgentra.KindInvalidArgument, "format")
+	if !errors.Is(err, pgentra.ErrInvalidArgument) {
+		t.Errorf("errors.Is(err, ErrInvalidArgument) is false for %v", err)
+	}
+}
+
+func TestInvalidCredential(t *testing.T) {
+	_, err := pgentra.New(pgentra.Options{ConnectionString: secretDSN, Credential: 42})
+	checkErr(t, err, pgentra.KindInvalidArgument, "credential")
+}
+
+// A token never travels without TLS: refused before any identity request is made.
+func TestTLSPolicy(t *testing.T) {
+	c, err := pgentra.New(pgentra.Options{
+		ConnectionString: "host=127.0.0.1 port=1 dbname=d user=u sslmode=disable",
+		Credential:       pgentra.CredentialManagedIdentity,
+	})
+	if err == nil {
+		defer c.Close()
+		_, err = c.ConnectionString(pgentra.Libpq)
+	}
+	checkErr(t, err, pgentra.KindTLSPolicy, "sslmode")
+	if !errors.Is(err, pgentra.ErrTLSPolicy) {
+		t.Errorf("errors.Is(err, ErrTLSPolicy) is false for %v", err)
+	}
+}
+
+func TestFromEnvConfigError(t *testing.T) {
+	t.Setenv("PGENTRA_GOTEST_CONNECTIONSTRING", "host=h port=notaport dbname=d user=u password=p")
+	c, err := pgentra.FromEnv("PGENTRA_GOTEST")
+	if err == nil {
+		defer c.Close()
+		_, err = c.ConnectionString(pgentra.Libpq)
+	}
+	checkErr(t, err, pgentra.KindConfig, "port")
+}
+
+func TestFromEnvSecretMode(t *testing.T) {
+	t.Setenv("PGENTRA_GOTEST_CONNECTIONSTRING", secretDSN)
+	c, err := pgentra.FromEnv("PGENTRA_GOTEST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got, err := c.ConnectionString(pgentra.Libpq)
+	if err != nil || got != secretDSN {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}
+
+func TestNULByteRejected(t *testing.T) {
+	_, err := pgentra.New(pgentra.Options{ConnectionString: "host=h\x00 port=5432"})
+	checkErr(t, err, pgentra.KindInvalidArgument, "Options.ConnectionString")
+	_, err = pgentra.FromEnv("A\x00B")
+	checkErr(t, err, pgentra.KindInvalidArgument, "prefix")
+}
+
+func TestNegativeTimeout(t *testing.T) {
+	_, err := pgentra.New(pgentra.Options{ConnectionString: secretDSN, Timeout: -time.Second})
+	checkErr(t, err, pgentra.KindInvalidArgument, "Timeout")
+}
+
+func TestCloseTwiceAndUseAfterClose(t *testing.T) {
+	c, err := pgentra.New(pgentra.Options{ConnectionString: secretDSN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ConnectionString(pgentra.Libpq); !errors.Is(err, pgentra.ErrClosed) {
+		t.Errorf("after Close: %v, want ErrClosed", err)
+	}
+	if _, err := c.Token(context.Background()); !errors.Is(err, pgentra.ErrClosed) {
+		t.Errorf("after Close: %v, want ErrClosed", err)
+	}
+	if _, err := c.User(); !errors.Is(err, pgentra.ErrClosed) {
+		t.Errorf("after Close: %v, want ErrClosed", err)
+	}
+	c.Invalidate() // no-op, no crash
+}
+
+// Connectors dropped without Close are released by their finalizer (no crash, no double free).
+func TestFinalizer(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		c, err := pgentra.New(pgentra.Options{ConnectionString: secretDSN})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ConnectionString(pgentra.URI); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			c.Close() // closed ones must not be freed a second time by a finalizer
+		}
+	}
+	for i := 0; i < 3; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestConcurrentUseAndClose(t *testing.T) {
+	c, err := pgentra.New(pgentra.Options{ConnectionString: secretDSN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 200; j++ {
+				ctx, cancel := context.WithCancel(context.Background())
+				_, err := c.ConnectionStringContext(ctx, pgentra.JSON)
+				cancel()
+				if err != nil && !errors.Is(err, pgentra.ErrClosed) && !errors.Is(err, context.Canceled) {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(5 * time.Millisecond)
+	c.Close()
+	wg.Wait()
+}
+
+func TestCancelledContext(t *testing.T) {
+	c, err := pgentra.New(pgentra.Options{ConnectionString: secretDSN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Token(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Token with a cancelled context: %v", err)
+	}
+}
+
+func TestErrorString(t *testing.T) {
+	e := &pgentra.Error{Kind: pgentra.KindIdentityService, Message: "denied", ServiceCode: "AADSTS7000215"}
+	if s := e.Error(); s != "pgentra: identity service error: denied (AADSTS7000215)" {
+		t.Errorf("Error() = %q", s)
+	}
+	var target *pgentra.Error
+	wrapped := fmt.Errorf("connecting: %w", e)
+	if !errors.As(wrapped, &target) || target.ServiceCode != "AADSTS7000215" {
+		t.Error("errors.As through a wrap")
+	}
+	if !errors.Is(wrapped, pgentra.ErrIdentityService) || errors.Is(wrapped, pgentra.ErrConfig) {
+		t.Error("errors.Is through a wrap")
+	}
+}
+
+func checkErr(t *testing.T, err error, kind pgentra.Kind, inMessage string) {
+	t.Helper()
+	var pe *pgentra.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("got %v (%T), want a *pgentra.Error of kind %v", err, err, kind)
+	}
+	if pe.Kind != kind {
+		t.Errorf("kind %v (%d), want %v; message %q", pe.Kind, int(pe.Kind), kind, pe.Message)
+	}
+	if !strings.Contains(pe.Message, inMessage) {
+		t.Errorf("message %q does not name %q", pe.Message, inMessage)
+	}
+}
+
+// ---- under the harness ----------------------------------------------------------------
+
+func TestHarnessToken(t *testing.T) {
+	h := harness.Require(t)
+	c := h.Connector(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tok, err := c.Token(ctx)
+	if err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	if strings.Count(tok, ".") != 2 {
+		t.Errorf("token is not JWT-shaped (%d bytes)", len(tok))
+	}
+	// Cached: the same token again, without a context.
+	if tok2, err := c.Token(context.Background()); err != nil || tok2 != tok {
+		t.Errorf("second Token differs or fails: %v", err)
+	}
+	user, err := c.User()
+	if err != nil || user != "pgentra-app" {
+		t.Fatalf("User() = %q, %v", user, err)
+	}
+	want := map[pgentra.Format]string{
+		pgentra.Libpq: fmt.Sprintf("host=%s port=%s dbname=postgres user=pgentra-app password=%s sslmode=require", h.Host, h.Port, tok),
+		pgentra.URI:   fmt.Sprintf("postgresql://pgentra-app:%s@%s:%s/postgres?sslmode=require", tok, h.Host, h.Port),
+		pgentra.ADO:   fmt.Sprintf("Server=%s;Port=%s;Database=postgres;User Id=pgentra-app;Password=%s;Ssl Mode=Require;", h.Host, h.Port, tok),
+		pgentra.JDBC:  fmt.Sprintf("jdbc:postgresql://%s:%s/postgres?sslmode=require&user=pgentra-app&password=%s", h.Host, h.Port, tok),
+		pgentra.JSON:  fmt.Sprintf(`{"host":"%s","port":%s,"dbname":"postgres","user":"pgentra-app","password":"%s","sslmode":"require"}`, h.Host, h.Port, tok),
+	}
+	for f, w := range want {
+		got, err := c.ConnectionString(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+		} else if got != w {
+			t.Errorf("%s: got %q\nwant %q", f, got, w)
+		}
+	}
+}
+
+// Token returns ctx.Err() when the context ends first; the call completes in the background,
+// its token is cached, and closing the connector meanwhile is safe.
+func TestHarnessTokenContextDeadline(t *testing.T) {
+	h := harness.Require(t)
+	h.Rotate(t) // nothing cached at the emulator either: the next request really waits
+	h.Fault(t, `{"delay_ms": 1500}`)
+	c := h.Connector(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Token(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Token: %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Token returned after %v, not at the deadline", d)
+	}
+	// The background call finishes and fills the cache.
+	tok, err := c.Token(context.Background())
+	if err != nil || tok == "" {
+		t.Fatalf("Token after the deadline: %v", err)
+	}
+
+	// Close while a call is in flight: the native connector is freed when that call returns.
+	c2 := h.Connector(t)
+	h.Rotate(t)
+	h.Fault(t, `{"delay_ms": 500}`)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	if _, err := c2.Token(ctx2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Token: %v", err)
+	}
+	c2.Close()
+	if _, err := c2.Token(context.Background()); !errors.Is(err, pgentra.ErrClosed) {
+		t.Errorf("after Close: %v", err)
+	}
+	time.Sleep(800 * time.Millisecond) // let the background call end and free the connector
+}
+
+func TestHarnessInvalidate(t *testing.T) {
+	h := harness.Require(t)
+	c := h.Connector(t)
+	tok1, err := c.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Rotate(t)
+	if tok, _ := c.Token(context.Background()); tok != tok1 {
+		t.Fatal("the cached token changed without Invalidate")
+	}
+	c.Invalidate()
+	tok2, err := c.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok2 == tok1 {
+		t.Fatal("Invalidate did not lead to a new token after a rotation")
+	}
+}

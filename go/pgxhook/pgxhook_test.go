@@ -1,0 +1,135 @@
+package pgxhook_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	pgentra "github.com/pgentra/pgentra/go"
+	"github.com/pgentra/pgentra/go/internal/harness"
+	"github.com/pgentra/pgentra/go/pgxhook"
+)
+
+func currentUser(t *testing.T, pool *pgxpool.Pool) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var u string
+	if err := pool.QueryRow(ctx, "select current_user").Scan(&u); err != nil {
+		t.Fatalf("select current_user: %v", err)
+	}
+	return u
+}
+
+func newPool(t *testing.T, cfg *pgxpool.Config) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func TestPoolConfigQueriesAndSurvivesRotation(t *testing.T) {
+	h := harness.Require(t)
+	c := h.Connector(t)
+	ctx := context.Background()
+	cfg, err := pgxhook.PoolConfig(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := newPool(t, cfg)
+	if u := currentUser(t, pool); u != "pgentra-app" {
+		t.Fatalf("current_user = %q", u)
+	}
+	oldTok, err := c.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	h.Rotate(t)
+	c.Invalidate()
+	pool.Reset() // closes every connection: the next query needs a new login
+
+	if u := currentUser(t, pool); u != "pgentra-app" {
+		t.Fatalf("after rotation: current_user = %q", u)
+	}
+	newTok, err := c.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if newTok == oldTok {
+		t.Fatal("no new token after rotation and Invalidate")
+	}
+	// The configuration parsed before the rotation still holds the old token: without the
+	// hook, a login is refused. This proves the hook is what carries the new token.
+	noHook := cfg.ConnConfig.Copy()
+	conn, err := pgx.ConnectConfig(ctx, noHook)
+	if err == nil {
+		conn.Close(ctx)
+		t.Fatal("the rotated-out token was accepted")
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "28P01" {
+		t.Fatalf("login with the rotated-out token: %v, want SQLSTATE 28P01", err)
+	}
+}
+
+// BeforeConnect on a configuration of one's own: the user is set there, the password (none
+// in the configuration) comes from the hook.
+func TestBeforeConnectOwnConfig(t *testing.T) {
+	h := harness.Require(t)
+	c := h.Connector(t)
+	cfg, err := pgxpool.ParseConfig("host=" + h.Host + " port=" + h.Port + " dbname=postgres user=pgentra-app sslmode=require")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.BeforeConnect = pgxhook.BeforeConnect(c)
+	cfg.MaxConnLifetime = time.Minute
+	pool := newPool(t, cfg)
+	if u := currentUser(t, pool); u != "pgentra-app" {
+		t.Fatalf("current_user = %q", u)
+	}
+}
+
+// The hook fills an empty user and reports pgentra's errors.
+func TestBeforeConnectUnit(t *testing.T) {
+	c, err := pgentra.New(pgentra.Options{ConnectionString: "host=h port=5432 dbname=d user=u password='p w' sslmode=require"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := &pgx.ConnConfig{}
+	if err := pgxhook.BeforeConnect(c)(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.User != "u" || cfg.Password != "p w" {
+		t.Fatalf("user %q password %q", cfg.User, cfg.Password)
+	}
+	cfg = &pgx.ConnConfig{}
+	cfg.User = "someone"
+	if err := pgxhook.BeforeConnect(c)(context.Background(), cfg); err != nil || cfg.User != "someone" {
+		t.Fatalf("a set user was replaced: %q, %v", cfg.User, err)
+	}
+
+	bad, err := pgentra.New(pgentra.Options{
+		ConnectionString: "host=127.0.0.1 port=1 dbname=d user=u sslmode=disable",
+		Credential:       pgentra.CredentialManagedIdentity,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	if err := pgxhook.BeforeConnect(bad)(context.Background(), &pgx.ConnConfig{}); !errors.Is(err, pgentra.ErrTLSPolicy) {
+		t.Fatalf("hook error: %v", err)
+	}
+	if _, err := pgxhook.PoolConfig(context.Background(), bad); !errors.Is(err, pgentra.ErrTLSPolicy) {
+		t.Fatalf("PoolConfig error: %v", err)
+	}
+}

@@ -1,0 +1,57 @@
+// Package pq connects database/sql to Azure Database for PostgreSQL with lib/pq and pgentra:
+// every new connection of the pool is opened with a current connection string (libpq format),
+// hence a current Entra ID token as its password.
+//
+//	c, err := pgentra.FromEnv("")
+//	if err != nil { ... }
+//	defer c.Close()
+//	db := sql.OpenDB(pq.NewConnector(c))
+//	db.SetConnMaxLifetime(30 * time.Minute) // optional: recycle connections well within a token's life
+//
+// Open connections stay open when their token expires (PostgreSQL checks the password at
+// login only); connections opened later get the refreshed token.
+//
+// The package is named pq after its directory; import it under another name if your code
+// also imports github.com/lib/pq.
+package pq
+
+import (
+	"context"
+	"database/sql/driver"
+
+	libpq "github.com/lib/pq"
+
+	pgentra "github.com/pgentra/pgentra/go"
+)
+
+// Connector is a database/sql/driver.Connector for sql.OpenDB.
+type Connector struct {
+	c *pgentra.Connector
+}
+
+var _ driver.Connector = (*Connector)(nil)
+
+// NewConnector returns a driver.Connector whose every Connect uses a current connection
+// string of c. c must stay open as long as the sql.DB uses it.
+func NewConnector(c *pgentra.Connector) *Connector {
+	return &Connector{c: c}
+}
+
+// Connect opens a new connection with a current token (or the configured password in secret
+// mode). Waiting for a token honours ctx (see pgentra.Connector.Token).
+func (k *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	dsn, err := k.c.ConnectionStringContext(ctx, pgentra.Libpq)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := libpq.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return pc.Connect(ctx)
+}
+
+// Driver returns lib/pq's driver.
+func (k *Connector) Driver() driver.Driver {
+	return &libpq.Driver{}
+}

@@ -1,0 +1,455 @@
+'use strict';
+/**
+ * pgentra for Node.js: Microsoft Entra ID tokens for Azure Database for PostgreSQL.
+ *
+ * A thin layer over the native addon (../binding.js, crate bindings/node), which wraps the Rust
+ * core. Identity requests run on the core's own runtime, never on the event loop; a cached
+ * token is returned without I/O.
+ *
+ *   const pgentra = require('pgentra');
+ *   const pool = new pg.Pool(await pgentra.pgConfig());   // every new connection gets a current token
+ */
+
+const fs = require('node:fs');
+const tls = require('node:tls');
+const native = require('../binding.js');
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/** The codes, in the core's error-kind order; the native addon owns the mapping. */
+const CODES = Object.freeze(native.errorCodes());
+
+/**
+ * Every error pgentra raises. `code` is one of `PgEntraError.codes`; `serviceCode` is the
+ * identity service's own code (e.g. "AADSTS7000215") when it gave one. Messages name the
+ * variable, key or option at fault and never contain a token, secret or password.
+ */
+class PgEntraError extends Error {
+  constructor(code, message, serviceCode, options) {
+    super(message, options);
+    this.name = 'PgEntraError';
+    this.code = code;
+    this.serviceCode = serviceCode;
+  }
+}
+PgEntraError.codes = Object.freeze(
+  Object.fromEntries(CODES.map((c) => [c.replace(/^PGENTRA_/, ''), c])),
+);
+
+const CONFIG = PgEntraError.codes.CONFIG;
+const INTERNAL = PgEntraError.codes.INTERNAL;
+
+// The native addon's errors read `CODE: message` or `CODE [serviceCode]: message`
+// (to_js_error in bindings/node/src/lib.rs). This is the one place that reads them.
+const NATIVE_ERROR = /^(PGENTRA_[A-Z_]+)(?: \[([^\]]+)\])?: ([\s\S]*)$/;
+
+function fromNative(err) {
+  if (err instanceof PgEntraError) return err;
+  const message = err && typeof err.message === 'string' ? err.message : String(err);
+  const m = NATIVE_ERROR.exec(message);
+  if (m && CODES.includes(m[1])) return new PgEntraError(m[1], m[3], m[2]);
+  return new PgEntraError(INTERNAL, `unexpected error in the pgentra addon: ${message}`, undefined, { cause: err });
+}
+
+function configError(message) {
+  return new PgEntraError(CONFIG, message);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------------------------
+
+const OPTION_TYPES = Object.freeze({
+  prefix: 'string',
+  connectionString: 'string',
+  host: 'string',
+  port: 'number',
+  database: 'string',
+  user: 'string',
+  password: 'string',
+  sslmode: 'string',
+  credential: 'string',
+  clientId: 'string',
+  tenantId: 'string',
+  clientSecret: 'string',
+  certificatePath: 'string',
+  federatedTokenFile: 'string',
+  scope: 'string',
+  authorityHost: 'string',
+  allowInsecure: 'boolean',
+  timeoutMs: 'number',
+});
+
+function nativeOptions(options) {
+  if (options === undefined || options === null) return undefined;
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw configError(`Connector options must be an object, not ${Array.isArray(options) ? 'an array' : typeof options}`);
+  }
+  const out = {};
+  for (const [key, value] of Object.entries(options)) {
+    const type = OPTION_TYPES[key];
+    if (!type) {
+      throw configError(`unknown Connector option '${key}'; use one of ${Object.keys(OPTION_TYPES).join(', ')}`);
+    }
+    if (value === undefined || value === null) continue;
+    if (type === 'number' && typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value)) {
+      out[key] = Number(value);
+    } else if (typeof value !== type) {
+      // Never echo a value: it may be a secret.
+      throw configError(`Connector option '${key}' must be a ${type}, not ${typeof value}`);
+    } else {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+function formatOf(arg) {
+  if (arg === undefined || arg === null) return undefined;
+  if (typeof arg === 'string') return arg;
+  if (typeof arg === 'object' && (arg.format === undefined || typeof arg.format === 'string')) return arg.format;
+  throw configError("connectionString() takes { format } with format one of 'libpq', 'uri', 'ado', 'jdbc', 'json', 'shell'");
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS: libpq's sslmode as a node-postgres `ssl` value
+// ---------------------------------------------------------------------------------------------
+
+function readFile(path, key) {
+  try {
+    return fs.readFileSync(path);
+  } catch (e) {
+    throw configError(`cannot read ${key} '${path}': ${e.code || e.message}`);
+  }
+}
+
+function systemCa() {
+  // Node 22.15+ / 23.5+ can read the operating system's store; older versions use Node's bundled
+  // Mozilla store (plus NODE_EXTRA_CA_CERTS), which is what `undefined` gives.
+  if (typeof tls.getCACertificates === 'function') {
+    try {
+      return tls.getCACertificates('system');
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The `ssl` value for node-postgres (and Sequelize's `dialectOptions.ssl`) with libpq's meaning:
+ * - disable, allow, prefer: `false` (node-postgres has no opportunistic TLS; pgentra refuses to
+ *   send a token under these modes unless allowInsecure is set);
+ * - require: encrypted, certificate not verified, except that, as in libpq, an explicit
+ *   `sslrootcert` makes it behave as verify-ca;
+ * - verify-ca: the chain is verified (against `sslrootcert` if given, else the system store),
+ *   the host name is not;
+ * - verify-full: chain and host name are verified.
+ * `sslcert`, `sslkey` and `sslpassword` become the client certificate.
+ */
+function sslConfig(sslmode, extra = {}) {
+  const mode = sslmode || 'require';
+  if (mode === 'disable' || mode === 'allow' || mode === 'prefer') return false;
+  const rootcert = extra.sslrootcert;
+  let ca;
+  if (rootcert && rootcert !== 'system') ca = readFile(rootcert, 'sslrootcert');
+  else if (rootcert === 'system' || mode !== 'require') ca = systemCa();
+  let ssl;
+  if (mode === 'verify-full') {
+    ssl = { rejectUnauthorized: true };
+  } else if (mode === 'verify-ca' || (mode === 'require' && rootcert)) {
+    ssl = { rejectUnauthorized: true, checkServerIdentity: () => undefined };
+  } else {
+    ssl = { rejectUnauthorized: false };
+  }
+  if (ca !== undefined) ssl.ca = ca;
+  if (extra.sslcert) ssl.cert = readFile(extra.sslcert, 'sslcert');
+  if (extra.sslkey) ssl.key = readFile(extra.sslkey, 'sslkey');
+  if (extra.sslpassword) ssl.passphrase = extra.sslpassword;
+  return ssl;
+}
+
+/** Other libpq keywords that node-postgres understands under its own names. */
+function pgExtras(extra = {}) {
+  const out = {};
+  if (extra.application_name) out.application_name = extra.application_name;
+  if (extra.options) out.options = extra.options;
+  if (extra.connect_timeout && Number(extra.connect_timeout) > 0) {
+    out.connectionTimeoutMillis = Number(extra.connect_timeout) * 1000;
+  }
+  if (extra.client_encoding) out.client_encoding = extra.client_encoding;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The connector
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * One database configuration and its token cache: create one per process and share it.
+ * Options win over the environment (`AZURE_POSTGRESQL_*`, or `options.prefix`).
+ */
+class Connector {
+  #native;
+
+  constructor(options) {
+    const opts = nativeOptions(options);
+    try {
+      this.#native = new native.NativeConnector(opts);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** A current access token (cached, refreshed ahead of expiry). */
+  async getToken() {
+    try {
+      return await this.#native.token();
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** Host, port, database, user (configured or from the token), password (token), sslmode, extra. */
+  async params() {
+    try {
+      return await this.#native.params();
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** The connection string with a current token: format libpq (default), uri, ado, jdbc, json, shell. */
+  async connectionString(options) {
+    const format = formatOf(options);
+    try {
+      return await this.#native.connectionString(format);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /**
+   * The same, synchronously. It blocks the event loop while a token is acquired, which only
+   * happens when none is cached: prefer `connectionString()`.
+   */
+  connectionStringSync(options) {
+    const format = formatOf(options);
+    try {
+      return this.#native.connectionStringSync(format);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** The current token's metadata (never the token): credential, expiry, refresh time, user. */
+  async tokenInfo() {
+    try {
+      return await this.#native.tokenInfo();
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** Drop the cached token: the next call acquires a new one. */
+  invalidate() {
+    this.#native.invalidate();
+  }
+
+  /** How many token requests this connector has made. */
+  get tokenRequests() {
+    return this.#native.tokenRequests;
+  }
+
+  /** The resolved configuration before any token: never a password or token. */
+  get config() {
+    return this.#native.config();
+  }
+
+  /** A `password` function for node-postgres: every new connection gets a current token. */
+  passwordFunction() {
+    return async () => {
+      const p = await this.params();
+      if (typeof p.password !== 'string') {
+        throw configError(`no password and no token for ${p.user || 'the user'}: configure a password or remove credential 'password'`);
+      }
+      return p.password;
+    };
+  }
+
+  #pgConfigFrom(p, overrides) {
+    return {
+      host: p.host,
+      port: p.port,
+      database: p.database,
+      user: p.user,
+      password: this.passwordFunction(),
+      ssl: sslConfig(p.sslmode, p.extra),
+      ...pgExtras(p.extra),
+      ...(overrides || {}),
+    };
+  }
+
+  /**
+   * A config for `new pg.Client(...)` / `new pg.Pool(...)`: `password` is an async function, so
+   * every new (pooled) connection gets a current token. Async because, when no user is
+   * configured, the user comes from the token's claims (managed identity).
+   */
+  async pgConfig(overrides) {
+    return this.#pgConfigFrom(await this.params(), overrides);
+  }
+
+  /**
+   * The same without waiting: needs the user to be configured (option `user`,
+   * `<prefix>_USER`, or in the connection string) or a token already cached.
+   */
+  pgConfigSync(overrides) {
+    const c = this.config;
+    if (c.user || c.passwordMode) {
+      return this.#pgConfigFrom({ ...c, extra: c.extra }, overrides);
+    }
+    let p;
+    try {
+      p = this.#native.params();
+    } catch (e) {
+      throw fromNative(e);
+    }
+    if (p && typeof p.then === 'function') {
+      p.catch(() => {}); // the request goes on and fills the cache; its error surfaces later
+      throw configError(
+        `the database user is not configured, so it comes from the token's claims and no token is cached yet: use \`await pgConfig()\`, or set ${c.prefix}_USER (or the 'user' option)`,
+      );
+    }
+    return this.#pgConfigFrom(p, overrides);
+  }
+
+  /** A Sequelize `beforeConnect` hook that puts the user and a current token on every connection. */
+  sequelizeHooks() {
+    return {
+      beforeConnect: async (config) => {
+        const p = await this.params();
+        if (!config.username) config.username = p.user;
+        config.password = p.password;
+        if (!config.host) config.host = p.host;
+        if (!config.port) config.port = p.port;
+        if (!config.database) config.database = p.database;
+        config.dialectOptions = { ...(config.dialectOptions || {}) };
+        if (config.dialectOptions.ssl === undefined) config.dialectOptions.ssl = sslConfig(p.sslmode, p.extra);
+        if (config.dialectOptions.application_name === undefined && p.extra.application_name) {
+          config.dialectOptions.application_name = p.extra.application_name;
+        }
+      },
+    };
+  }
+
+  /** Options for `new Sequelize(options)`: dialect postgres, this connector's server, the hook. */
+  sequelizeOptions(overrides = {}) {
+    const c = this.config;
+    const hook = this.sequelizeHooks().beforeConnect;
+    const userHooks = overrides.hooks || {};
+    const theirs = userHooks.beforeConnect;
+    return {
+      dialect: 'postgres',
+      host: c.host,
+      port: c.port,
+      database: c.database,
+      username: c.user,
+      ...overrides,
+      dialectOptions: { ssl: sslConfig(c.sslmode, c.extra), ...(overrides.dialectOptions || {}) },
+      hooks: {
+        ...userHooks,
+        beforeConnect: theirs
+          ? async (config) => {
+              await hook(config);
+              for (const f of Array.isArray(theirs) ? theirs : [theirs]) await f(config);
+            }
+          : hook,
+      },
+    };
+  }
+
+  /**
+   * Knex's `connection`: an async function returning a fresh config. Its `password` is itself
+   * an async function, so every new pooled connection gets a current token (knex reuses the
+   * config object; a token rotation needs no new one).
+   */
+  knexConnection(overrides) {
+    return () => this.pgConfig(overrides);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Module-level API over a default connector from the environment
+// ---------------------------------------------------------------------------------------------
+
+let defaultInstance;
+
+/** The default connector, created on first use from the environment (AZURE_POSTGRESQL_*). */
+function defaultConnector() {
+  if (!defaultInstance) defaultInstance = new Connector();
+  return defaultInstance;
+}
+
+/** `(connector?, overrides?)` in either order: the connector defaults to defaultConnector(). */
+function args(a, b) {
+  const [connector, overrides] = a instanceof Connector ? [a, b] : [b, a];
+  if (connector !== undefined && connector !== null && !(connector instanceof Connector)) {
+    throw configError('expected a pgentra Connector');
+  }
+  if (overrides !== undefined && overrides !== null && typeof overrides !== 'object') {
+    throw configError('expected an options object');
+  }
+  return { connector: connector || defaultConnector(), overrides: overrides || undefined };
+}
+
+async function withDefault(fn) {
+  return fn(defaultConnector());
+}
+
+function sequelizeOptions(a, b) {
+  const { connector, overrides } = args(a, b);
+  return connector.sequelizeOptions(overrides);
+}
+
+function knexConnection(a, b) {
+  const { connector, overrides } = args(a, b);
+  return connector.knexConnection(overrides);
+}
+
+const sequelize = Object.freeze({
+  /** `{ beforeConnect }` for Sequelize's `hooks` option. */
+  hooks: (connector) => {
+    if (connector !== undefined && connector !== null && !(connector instanceof Connector)) {
+      throw configError('expected a pgentra Connector');
+    }
+    return (connector || defaultConnector()).sequelizeHooks();
+  },
+  /** Complete options for `new Sequelize(options)`: `(connector?, overrides?)`. */
+  options: sequelizeOptions,
+});
+
+const knex = Object.freeze({
+  /** An async `connection` function for `knex({ client: 'pg', connection })`: `(connector?, overrides?)`. */
+  connection: knexConnection,
+});
+
+module.exports = {
+  Connector,
+  PgEntraError,
+  defaultConnector,
+  getToken: () => withDefault((c) => c.getToken()),
+  params: () => withDefault((c) => c.params()),
+  pgConfig: (overrides) => withDefault((c) => c.pgConfig(overrides)),
+  pgConfigSync: (overrides) => defaultConnector().pgConfigSync(overrides),
+  connectionString: (options) => withDefault((c) => c.connectionString(options)),
+  connectionStringSync: (options) => defaultConnector().connectionStringSync(options),
+  tokenInfo: () => withDefault((c) => c.tokenInfo()),
+  invalidate: () => defaultConnector().invalidate(),
+  sslConfig,
+  sequelize,
+  sequelizeOptions,
+  knex,
+  knexConnection,
+};

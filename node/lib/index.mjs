@@ -1,0 +1,26 @@
+// ESM entry: the same module as the CommonJS one (one default connector per process).
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const pgentra = require('./index.js');
+
+export const {
+  Connector,
+  PgEntraError,
+  defaultConnector,
+  getToken,
+  params,
+  pgConfig,
+  pgConfigSync,
+  connectionString,
+  connectionStringSync,
+  tokenInfo,
+  invalidate,
+  sslConfig,
+  sequelize,
+  sequelizeOptions,
+  knex,
+  knexConnection,
+} = pgentra;
+
+export default pgentra;

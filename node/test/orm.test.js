@@ -1,0 +1,108 @@
+'use strict';
+// Sequelize and Knex against the private PostgreSQL, with tokens from the identity emulator.
+// Run under the harness: tests/harness/with-harness.sh node/test.sh
+
+const { test, describe } = require('node:test');
+const assert = require('node:assert/strict');
+const { Sequelize, QueryTypes } = require('sequelize');
+const createKnex = require('knex');
+const pgentra = require('..');
+const { Connector } = pgentra;
+const { libpq, rotate } = require('../test-support/harness.js');
+
+describe('Sequelize', () => {
+  test('sequelizeOptions(): a query runs as pgentra-app over TLS', async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const sequelize = new Sequelize(pgentra.sequelize.options(c, { logging: false, pool: { max: 2 } }));
+    try {
+      const rows = await sequelize.query(
+        'select current_user as u, (select ssl from pg_stat_ssl where pid = pg_backend_pid()) as ssl',
+        { type: QueryTypes.SELECT },
+      );
+      assert.deepEqual(rows, [{ u: 'pgentra-app', ssl: true }]);
+      assert.equal(c.tokenRequests, 1);
+    } finally {
+      await sequelize.close();
+    }
+  });
+
+  test('the beforeConnect hook on a hand-made Sequelize, and after a rotation', async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const { host, port, database } = c.config;
+    const seen = [];
+    const sequelize = new Sequelize(database, undefined, undefined, {
+      dialect: 'postgres',
+      host,
+      port,
+      logging: false,
+      pool: { max: 1, idle: 50, evict: 20 },
+      dialectOptions: { ssl: pgentra.sslConfig('require') },
+      hooks: {
+        ...pgentra.sequelize.hooks(c),
+        afterConnect: (_conn, config) => {
+          seen.push(config.username);
+        },
+      },
+    });
+    try {
+      const [first] = await sequelize.query('select current_user as u', { type: QueryTypes.SELECT });
+      assert.equal(first.u, 'pgentra-app');
+      await rotate();
+      c.invalidate();
+      await new Promise((r) => setTimeout(r, 200)); // the idle connection is evicted
+      const [second] = await sequelize.query('select current_user as u', { type: QueryTypes.SELECT });
+      assert.equal(second.u, 'pgentra-app');
+      assert.equal(c.tokenRequests, 2);
+      // Sequelize opens one connection for its version check, then one per pool slot.
+      assert.ok(seen.length >= 2 && seen.every((u) => u === 'pgentra-app'), `connections: ${seen}`);
+    } finally {
+      await sequelize.close();
+    }
+  });
+});
+
+describe('Knex', () => {
+  test('connection: an async function returning a fresh config', async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const knex = createKnex({
+      client: 'pg',
+      connection: pgentra.knex.connection(c),
+      pool: { min: 0, max: 1, idleTimeoutMillis: 50, reapIntervalMillis: 20 },
+    });
+    try {
+      const r = await knex.raw('select current_user as u, (select ssl from pg_stat_ssl where pid = pg_backend_pid()) as ssl');
+      assert.deepEqual(r.rows, [{ u: 'pgentra-app', ssl: true }]);
+      const n = await knex.select(knex.raw('1 + 1 as two'));
+      assert.deepEqual(n, [{ two: 2 }]);
+      assert.equal(c.tokenRequests, 1);
+      const pid = (await knex.raw('select pg_backend_pid() as pid')).rows[0].pid;
+      // A forced rotation: the idle connection is reaped, the next one logs in with the new token.
+      // (The emulator makes each token it mints the role's password; a PostgreSQL backend that
+      // started before that change still checks the old password, so the new token is fetched
+      // here rather than during the next connection's handshake. Azure validates tokens, not
+      // passwords, so this ordering does not matter there.)
+      await rotate();
+      c.invalidate();
+      await c.getToken();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const after = await knex.raw('select current_user as u, pg_backend_pid() as pid');
+      assert.equal(after.rows[0].u, 'pgentra-app');
+      assert.notEqual(after.rows[0].pid, pid, 'a new connection');
+      assert.equal(c.tokenRequests, 2);
+    } finally {
+      await knex.destroy();
+    }
+  });
+
+  test('the module-level helper with the default connector', async () => {
+    process.env.AZURE_POSTGRESQL_CONNECTIONSTRING = libpq();
+    const knex = createKnex({ client: 'pg', connection: pgentra.knexConnection() });
+    try {
+      const r = await knex.raw('select current_user as u');
+      assert.equal(r.rows[0].u, 'pgentra-app');
+    } finally {
+      await knex.destroy();
+      delete process.env.AZURE_POSTGRESQL_CONNECTIONSTRING;
+    }
+  });
+});

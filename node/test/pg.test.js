@@ -1,0 +1,234 @@
+'use strict';
+// node-postgres against the private PostgreSQL, with tokens from the identity emulator.
+// Run under the harness: tests/harness/with-harness.sh node/test.sh
+
+const { test, describe, after } = require('node:test');
+const assert = require('node:assert/strict');
+const util = require('node:util');
+const pg = require('pg');
+const pgentra = require('..');
+const { Connector, PgEntraError } = pgentra;
+const { TENANT, UAMI, SP, h, libpq, reset, rotate, faults, stats } = require('../test-support/harness.js');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+describe('node-postgres', () => {
+  const pools = [];
+  after(async () => {
+    await Promise.all(pools.map((p) => p.end().catch(() => {})));
+  });
+
+  test('getToken returns a JWT-shaped token for the system-assigned identity; a cached read makes no request', async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const t = await c.getToken();
+    assert.equal(t.split('.').length, 3);
+    assert.equal(c.tokenRequests, 1);
+    assert.equal(await c.getToken(), t);
+    assert.equal(c.tokenRequests, 1);
+    // The fast path: a cached token is answered on the calling thread without I/O.
+    const t0 = performance.now();
+    for (let i = 0; i < 10000; i++) await c.getToken();
+    const perCall = (performance.now() - t0) / 10000;
+    assert.ok(perCall < 0.1, `a cached getToken() took ${perCall.toFixed(4)} ms`);
+    assert.equal(c.tokenRequests, 1);
+    const info = await c.tokenInfo();
+    assert.equal(info.credential, 'managed-identity');
+    assert.equal(info.user, 'pgentra-app');
+    assert.ok(info.expiresOn > Date.now() / 1000);
+    assert.ok(!JSON.stringify(info).includes(t));
+  });
+
+  test('a pg.Pool logs in as pgentra-app and survives a forced token rotation', async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const config = await c.pgConfig({ max: 2, idleTimeoutMillis: 50 });
+    assert.equal(config.user, 'pgentra-app');
+    assert.equal(typeof config.password, 'function');
+    assert.deepEqual(config.ssl, { rejectUnauthorized: false });
+    const pool = new pg.Pool(config);
+    pools.push(pool);
+    const r = await pool.query('select current_user as u, ssl from pg_stat_ssl where pid = pg_backend_pid()');
+    assert.equal(r.rows[0].u, 'pgentra-app');
+    assert.equal(r.rows[0].ssl, true, 'the connection is encrypted');
+    const first = await c.getToken();
+
+    // Rotation: the emulator drops its tokens; the next token it mints becomes the role's
+    // password and the old one stops working. (It is fetched before the next connection
+    // starts: a PostgreSQL backend that started before the role's password changed would still
+    // check the old one, an artifact of the emulator that Azure's token validation does not have.)
+    await rotate();
+    c.invalidate();
+    const second = await c.getToken();
+    assert.notEqual(second, first);
+
+    // The idle client from before is closed by idleTimeoutMillis; a new pooled connection gets
+    // the current token through the password function.
+    await sleep(150);
+    assert.equal(pool.idleCount, 0);
+    const again = await pool.query('select current_user as u');
+    assert.equal(again.rows[0].u, 'pgentra-app');
+    assert.equal(pool.totalCount, 1);
+
+    // The old token no longer logs in: the rotation was real.
+    const stale = new pg.Client({ ...config, password: first });
+    await assert.rejects(stale.connect(), /password authentication failed/);
+    await stale.end().catch(() => {});
+  });
+
+  test('several pooled connections at once each get a current token', async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const pool = new pg.Pool(await c.pgConfig({ max: 4 }));
+    pools.push(pool);
+    const clients = await Promise.all([1, 2, 3, 4].map(() => pool.connect()));
+    const users = await Promise.all(clients.map((cl) => cl.query('select current_user as u').then((r) => r.rows[0].u)));
+    clients.forEach((cl) => cl.release());
+    assert.deepEqual(users, ['pgentra-app', 'pgentra-app', 'pgentra-app', 'pgentra-app']);
+    assert.equal(c.tokenRequests, 1);
+  });
+
+  test('verify-full with sslrootcert verifies the server against that CA', async () => {
+    const c = new Connector({ connectionString: libpq(`sslmode=verify-full sslrootcert=${h('PGENTRA_PG_CA')}`) });
+    const config = await c.pgConfig();
+    assert.equal(config.ssl.rejectUnauthorized, true);
+    assert.ok(Buffer.isBuffer(config.ssl.ca));
+    const client = new pg.Client(config);
+    await client.connect();
+    try {
+      assert.equal((await client.query('select current_user as u')).rows[0].u, 'pgentra-app');
+    } finally {
+      await client.end();
+    }
+    // The same CA does not vouch for a wrong host name under verify-full...
+    const wrongName = new pg.Client({ ...config, ssl: { ...config.ssl, servername: 'not-the-server.example' } });
+    await assert.rejects(wrongName.connect(), /Hostname\/IP does not match|altnames/);
+    await wrongName.end().catch(() => {});
+    // ...while verify-ca checks the chain only.
+    const ca = new Connector({ connectionString: libpq(`sslmode=verify-ca sslrootcert=${h('PGENTRA_PG_CA')}`) });
+    const caConfig = await ca.pgConfig();
+    const caClient = new pg.Client({ ...caConfig, ssl: { ...caConfig.ssl, servername: 'not-the-server.example' } });
+    await caClient.connect();
+    await caClient.end();
+  });
+
+  test('pgConfigSync works once the user is known and refuses clearly before', async () => {
+    // A delayed identity response, so that no token can be cached when pgConfigSync() runs.
+    await faults([{ delay_ms: 200 }]);
+    const c = new Connector({ connectionString: libpq() });
+    assert.throws(() => c.pgConfigSync(), (e) => e instanceof PgEntraError && e.code === 'PGENTRA_CONFIG' && /await pgConfig\(\)/.test(e.message));
+    await c.getToken();
+    const config = c.pgConfigSync();
+    assert.equal(config.user, 'pgentra-app');
+    const configured = new Connector({ connectionString: libpq('user=pgentra-app') });
+    assert.equal(configured.pgConfigSync().user, 'pgentra-app');
+    assert.equal(configured.tokenRequests, 0, 'a configured user needs no token up front');
+    const client = new pg.Client(configured.pgConfigSync());
+    await client.connect();
+    assert.equal((await client.query('select current_user as u')).rows[0].u, 'pgentra-app');
+    await client.end();
+  });
+
+  test('module-level functions use a default connector from the environment', async () => {
+    process.env.AZURE_POSTGRESQL_CONNECTIONSTRING = `Server=${h('PGENTRA_PG_HOST')};Port=${h('PGENTRA_PG_PORT')};Database=postgres;Ssl Mode=Require;`;
+    try {
+      const t = await pgentra.getToken();
+      assert.ok(t.length > 100);
+      assert.equal(pgentra.defaultConnector().tokenRequests, 1);
+      const uri = await pgentra.connectionString({ format: 'uri' });
+      assert.ok(uri.startsWith('postgresql://pgentra-app:'), 'user from the token claims');
+      assert.ok(uri.includes(encodeURIComponent(t)) || uri.includes(t));
+      assert.equal(pgentra.connectionStringSync({ format: 'libpq' }), await pgentra.connectionString());
+      const client = new pg.Client(await pgentra.pgConfig());
+      await client.connect();
+      assert.equal((await client.query('select current_user as u')).rows[0].u, 'pgentra-app');
+      await client.end();
+      // A URL-only tool (Prisma, Drizzle) gets the same login from the URI.
+      // (node-postgres's URL parser treats sslmode=require as verify-full, and warns about it;
+      // here the certificate is verified against the harness's private CA. Azure's server
+      // certificates chain to public roots.)
+      const verified = uri.replace('sslmode=require', 'sslmode=verify-full');
+      const fromUri = new pg.Client({ connectionString: `${verified}&sslrootcert=${encodeURIComponent(h('PGENTRA_PG_CA'))}` });
+      await fromUri.connect();
+      assert.equal((await fromUri.query('select current_user as u')).rows[0].u, 'pgentra-app');
+      await fromUri.end();
+      assert.equal(pgentra.defaultConnector().tokenRequests, 1);
+    } finally {
+      delete process.env.AZURE_POSTGRESQL_CONNECTIONSTRING;
+    }
+  });
+
+  test('a slow identity endpoint does not block the event loop', async () => {
+    await reset();
+    await faults([{ delay_ms: 400 }]);
+    const c = new Connector({ connectionString: libpq() });
+    let ticks = 0;
+    let maxGap = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+      ticks++;
+    }, 10);
+    const t0 = performance.now();
+    try {
+      const token = await c.getToken();
+      assert.ok(token.length > 100);
+    } finally {
+      clearInterval(timer);
+    }
+    const elapsed = performance.now() - t0;
+    assert.ok(elapsed >= 380, `the fault delayed the request (${elapsed.toFixed(0)} ms)`);
+    assert.ok(ticks >= 15, `the timer kept firing during getToken: ${ticks} ticks in ${elapsed.toFixed(0)} ms`);
+    assert.ok(maxGap < 150, `no long stall of the event loop (max gap ${maxGap.toFixed(0)} ms)`);
+    assert.equal((await stats()).msi_requests, 1);
+  });
+
+  test('64 concurrent getToken() on a fresh connector make exactly one identity request', async () => {
+    await reset();
+    const before = (await stats()).msi_requests;
+    assert.equal(before, 0);
+    const c = new Connector({ connectionString: libpq(), clientId: UAMI });
+    const tokens = await Promise.all(Array.from({ length: 64 }, () => c.getToken()));
+    assert.equal(new Set(tokens).size, 1);
+    assert.equal((await stats()).msi_requests - before, 1);
+    assert.equal(c.tokenRequests, 1);
+    const p = await c.params();
+    assert.equal(p.user, 'pgentra-uami');
+  });
+
+  test('a wrong client secret rejects with AADSTS7000215 and never shows the secret', async () => {
+    await reset();
+    for (const secret of ['wrong', 'Wr0ng~Secret-Value.123']) {
+      const c = new Connector({
+        connectionString: libpq('user=aad_pgentra_sp'),
+        clientId: SP,
+        tenantId: TENANT,
+        clientSecret: secret,
+        authorityHost: h('AZURE_AUTHORITY_HOST'),
+      });
+      const t0 = performance.now();
+      const err = await c.getToken().then(
+        () => assert.fail('expected a rejection'),
+        (e) => e,
+      );
+      assert.ok(performance.now() - t0 < 5000, 'a permanent failure is not retried');
+      assert.ok(err instanceof PgEntraError);
+      assert.ok(err instanceof Error);
+      assert.equal(err.code, 'PGENTRA_IDENTITY_SERVICE');
+      assert.equal(err.serviceCode, 'AADSTS7000215');
+      const shown = [err.message, err.stack, String(err), util.inspect(err), JSON.stringify(err), util.inspect(c)].join('\n');
+      assert.ok(!shown.includes(secret), `the secret leaked: ${shown}`);
+      const viaParams = await c.pgConfig().then(
+        () => assert.fail('expected a rejection'),
+        (e) => e,
+      );
+      assert.equal(viaParams.serviceCode, 'AADSTS7000215');
+    }
+    assert.equal((await stats()).entra_requests, 4);
+  });
+
+  test('a token is never sent without TLS: sslmode=disable is a TLS policy error', async () => {
+    const c = new Connector({ connectionString: libpq().replace('sslmode=require', 'sslmode=disable') });
+    await assert.rejects(c.getToken().then(() => c.pgConfig()), (e) => e instanceof PgEntraError && e.code === 'PGENTRA_TLS_POLICY');
+    await assert.rejects(c.connectionString(), (e) => e.code === 'PGENTRA_TLS_POLICY' && /sslmode=disable/.test(e.message));
+  });
+});

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Build the pgentra wheel into dist/python/: pgentra-<version>-cp39-abi3-<platform>.whl.
+# Portable manylinux2014 through zig; if zig fails, a plain build tagged with this machine's
+# glibc (the script says so).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+out="$root/dist/python"
+"$here/deps.sh"
+mkdir -p "$out"
+rm -f "$out"/pgentra-*.whl
+cd "$here"
+if python3 -m maturin build --release --locked --zig --compatibility manylinux2014 -o "$out"; then
+  echo "python: built a manylinux2014 wheel with zig"
+else
+  echo "python: the zig build failed; falling back to a plain build (tagged for this machine's glibc, not portable)" >&2
+  rm -f "$out"/pgentra-*.whl
+  python3 -m maturin build --release --locked -o "$out"
+fi
+ls -1 "$out"/pgentra-*.whl

@@ -1,0 +1,77 @@
+"""pgentra: passwordless access to Azure Database for PostgreSQL with Microsoft Entra ID tokens.
+
+    import pgentra, psycopg2
+    conn = psycopg2.connect(**pgentra.conninfo())     # a current token as the password
+
+Configuration comes from Service Connector's AZURE_POSTGRESQL_* variables (any connection
+string dialect, or discrete variables), the Azure SDK variables, and values passed by code.
+Tokens come from the credential chain (managed identity, service principal, workload
+identity, Azure CLI, azd) and live in a refresh-ahead cache in the Rust core.
+
+Driver integrations: ``pgentra.psycopg2``, ``pgentra.psycopg`` (and psycopg_pool),
+``pgentra.asyncpg``, ``pgentra.sqlalchemy``, and the Django engine ``"pgentra.django"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from ._pgentra import (
+    ConfigError,
+    CredentialError,
+    DatabaseError,
+    Error,
+    IdentityServiceError,
+    InternalError,
+    NetworkError,
+    TlsPolicyError,
+    __version__,
+)
+from ._connector import Connector, default_connector, is_auth_failure
+
+__all__ = [
+    "Connector",
+    "default_connector",
+    "token",
+    "conninfo",
+    "dsn",
+    "token_async",
+    "conninfo_async",
+    "is_auth_failure",
+    "Error",
+    "ConfigError",
+    "CredentialError",
+    "IdentityServiceError",
+    "NetworkError",
+    "TlsPolicyError",
+    "DatabaseError",
+    "InternalError",
+    "__version__",
+]
+
+
+def token() -> str:
+    """The access token of the default connector (built from the environment on first use)."""
+    return default_connector().token()
+
+
+def conninfo(**overrides: Any) -> Dict[str, Any]:
+    """Connection parameters with a current token, ready for ``psycopg2.connect(**d)``:
+    host, port (int), dbname, user, password, sslmode (and other configured libpq
+    parameters). ``overrides`` replace keys; None removes one."""
+    return default_connector().conninfo(**overrides)
+
+
+def dsn(format: str = "libpq") -> str:
+    """The connection string with a current token: libpq, uri, ado, jdbc, json or shell."""
+    return default_connector().dsn(format)
+
+
+async def token_async() -> str:
+    """`token()` without blocking the event loop."""
+    return await default_connector().token_async()
+
+
+async def conninfo_async(**overrides: Any) -> Dict[str, Any]:
+    """`conninfo()` without blocking the event loop."""
+    return await default_connector().conninfo_async(**overrides)

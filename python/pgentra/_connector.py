@@ -1,0 +1,199 @@
+"""The Python face of the core's Connector: the async methods, the process-wide default
+connector, and the small helpers the driver integrations share."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Awaitable, Callable, Dict, Optional
+
+from . import _pgentra
+
+__all__ = ["Connector", "default_connector", "is_auth_failure", "asyncpg_params"]
+
+
+def _settle(fut: Any, error: Optional[BaseException], value: Any) -> None:
+    if fut.done():  # the awaiting task was cancelled
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(value)
+
+
+async def _await_core(start: Callable[..., Any], *args: Any) -> Any:
+    """Run one of the binding's `_start_*` methods on the running event loop.
+
+    A cached token (or secret mode, or an immediate error) comes back from `start` at once,
+    with no thread hop. Otherwise the request runs on pgentra's own runtime, without any
+    thread blocked on it, and the binding calls `done` from a pgentra thread when it is
+    finished; `call_soon_threadsafe` hands the result to this loop. The loop's default
+    executor is not used: it stays free for the work it exists for (asyncio's getaddrinfo,
+    which asyncpg's connect uses, runs there).
+    """
+    import asyncio  # here, not at import time: sync-only programs never pay for asyncio
+
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    def done(error: Optional[BaseException], value: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(_settle, fut, error, value)
+        except RuntimeError:  # the loop was closed meanwhile: nobody is waiting
+            pass
+
+    ready = start(done, *args)
+    if ready is not None:
+        return ready
+    return await fut
+
+
+class Connector(_pgentra.Connector):
+    """Reaches one Azure Database for PostgreSQL server with a current Entra ID token (or the
+    configured password). Configuration comes from the AZURE_POSTGRESQL_* variables (or
+    another prefix), the Azure SDK variables, and these keyword arguments, which win.
+
+    ``credential="auto"`` and ``allow_insecure=False`` force nothing: ``PGENTRA_CREDENTIAL``
+    and ``PGENTRA_ALLOW_INSECURE`` still apply. Share one connector per process: it holds the
+    token cache.
+    """
+
+    async def token_async(self) -> str:
+        """The access token, without blocking the event loop."""
+        return await _await_core(self._start_token)
+
+    async def conninfo_async(self, **overrides: Any) -> Dict[str, Any]:
+        """`conninfo(**overrides)`, without blocking the event loop."""
+        return await _await_core(self._start_conninfo, overrides or None)
+
+    async def dsn_async(self, format: str = "libpq") -> str:
+        """`dsn(format)` without blocking the event loop (waits for the token off the loop,
+        then renders)."""
+        if not self.password_mode:
+            await self.token_async()
+        return self.dsn(format)
+
+    def renew(self, rejected: Optional[str] = None) -> None:
+        """Drop the cached token after the server refused it. Given the refused token, drop
+        it only if it is still the cached one, so that many connections failing together
+        cause one new request."""
+        if self.password_mode:
+            return
+        if rejected is None:
+            self.invalidate()
+            return
+        # Serialised, so that a second caller holding the same refused token sees the first
+        # one's new token (and keeps it) rather than dropping it again.
+        with _renew_lock:
+            if self.token() == rejected:
+                self.invalidate()
+
+    async def renew_async(self, rejected: Optional[str] = None) -> None:
+        """`renew`, without blocking the event loop."""
+        if self.password_mode:
+            return
+        # Between the token's arrival and invalidate() no other coroutine of this loop runs.
+        if rejected is None or (await self.token_async()) == rejected:
+            self.invalidate()
+
+
+_default: Optional[Connector] = None
+_default_lock = threading.Lock()
+_renew_lock = threading.Lock()
+
+
+def default_connector() -> Connector:
+    """The process-wide connector built from the environment on first use (thread-safe).
+    A configuration error is raised on every call until the environment is fixed."""
+    global _default
+    c = _default
+    if c is None:
+        with _default_lock:
+            c = _default
+            if c is None:
+                c = _default = Connector()
+    return c
+
+
+def _reset_default_for_tests() -> None:
+    global _default
+    with _default_lock:
+        _default = None
+
+
+def _after_fork_in_child() -> None:
+    # A thread of the parent may have held the lock at fork time; it does not exist here.
+    # The connector itself stays: the core renews its runtime in the child and keeps the
+    # inherited token.
+    global _default_lock, _renew_lock
+    _default_lock = threading.Lock()
+    _renew_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+_AUTH_SQLSTATES = {"28P01", "28000"}
+
+
+def is_auth_failure(exc: BaseException) -> bool:
+    """Whether a driver's connection error says the server refused the password (a token
+    that is no longer accepted). Looks through wrapped exceptions (SQLAlchemy's .orig,
+    __cause__)."""
+    seen = 0
+    e: Optional[BaseException] = exc
+    while e is not None and seen < 5:
+        code = getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
+        if code in _AUTH_SQLSTATES:
+            return True
+        if "password authentication failed" in str(e):
+            return True
+        e = getattr(e, "orig", None) or e.__cause__
+        seen += 1
+    return False
+
+
+def with_token_retry(connector: Connector, params: Dict[str, Any], connect: Callable[[Dict[str, Any]], Any],
+                     refresh: Callable[[], Dict[str, Any]], ours: bool = True) -> Any:
+    """`connect(params)`; if the server refuses our token (it was replaced before its
+    expiry), renew it once and connect again with `refresh()`'s parameters. `ours` is False
+    when the caller supplied the password itself: then nothing is retried."""
+    try:
+        return connect(params)
+    except Exception as e:  # noqa: BLE001 - any driver's error type
+        if not ours or connector.password_mode or not is_auth_failure(e):
+            raise
+        connector.renew(params.get("password"))
+        return connect(refresh())
+
+
+async def with_token_retry_async(connector: Connector, params: Dict[str, Any],
+                                 connect: Callable[[Dict[str, Any]], Awaitable[Any]],
+                                 refresh: Callable[[], Awaitable[Dict[str, Any]]], ours: bool = True) -> Any:
+    try:
+        return await connect(params)
+    except Exception as e:  # noqa: BLE001
+        if not ours or connector.password_mode or not is_auth_failure(e):
+            raise
+        await connector.renew_async(params.get("password"))
+        return await connect(await refresh())
+
+
+def asyncpg_params(info: Dict[str, Any]) -> Dict[str, Any]:
+    """Translate `Connector.conninfo()` (libpq names) into asyncpg.connect keywords. sslmode
+    becomes `ssl` (asyncpg takes the libpq mode names), application_name goes into
+    server_settings, connect_timeout becomes `timeout`; other libpq parameters have no
+    asyncpg equivalent and are left out."""
+    out: Dict[str, Any] = {}
+    for src, dst in (("host", "host"), ("port", "port"), ("user", "user"), ("dbname", "database"), ("password", "password"), ("sslmode", "ssl")):
+        if src in info:
+            out[dst] = info[src]
+    if "application_name" in info:
+        out["server_settings"] = {"application_name": info["application_name"]}
+    if "connect_timeout" in info:
+        try:
+            out["timeout"] = float(info["connect_timeout"])
+        except ValueError:
+            pass
+    return out

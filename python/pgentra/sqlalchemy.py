@@ -1,0 +1,95 @@
+"""SQLAlchemy engines whose every new pooled connection gets a current Entra ID token.
+
+    import pgentra.sqlalchemy
+    engine = pgentra.sqlalchemy.create_engine()                 # postgresql+psycopg2, from AZURE_POSTGRESQL_*
+    engine = pgentra.sqlalchemy.create_engine("postgresql+psycopg://")
+    aengine = pgentra.sqlalchemy.create_async_engine()          # postgresql+asyncpg
+    pgentra.sqlalchemy.attach(existing_engine, connector)       # any engine you built yourself
+
+A `do_connect` listener fills in the connector's parameters (values in the URL win) and the
+current token for each new DBAPI connection, and renews a token the server refused. Drivers:
+psycopg2, psycopg (3, sync and async) and asyncpg. An async engine acquires tokens without
+blocking the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Union
+
+import sqlalchemy
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+
+from ._connector import Connector, asyncpg_params as _asyncpg_kwargs, default_connector, is_auth_failure
+
+try:  # SQLAlchemy 2.1 renamed it; both spellings exist there
+    from sqlalchemy.util import await_only as _await
+except ImportError:  # pragma: no cover
+    from sqlalchemy.util import await_ as _await  # type: ignore[attr-defined,no-redef]
+
+__all__ = ["create_engine", "create_async_engine", "attach", "url_from"]
+
+
+def url_from(connector: Connector, drivername: str = "postgresql+psycopg2") -> URL:
+    """A URL with the connector's host, port and database (no user or password: those are
+    filled in for each connection)."""
+    return URL.create(drivername, host=connector.host, port=connector.port, database=connector.dbname)
+
+
+def _driver_params(dialect: Any, info: Dict[str, Any]) -> Dict[str, Any]:
+    if dialect.driver == "asyncpg":
+        return _asyncpg_kwargs(info)
+    return dict(info)  # psycopg2 and psycopg take libpq names
+
+
+def attach(engine: Any, connector: Optional[Connector] = None) -> Any:
+    """Make every new DBAPI connection of `engine` (sync or async) use the connector's
+    current token. Returns the engine."""
+    c = connector or default_connector()
+    sync_engine = getattr(engine, "sync_engine", engine)
+
+    @event.listens_for(sync_engine, "do_connect")
+    def _do_connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Dict[str, Any]) -> Any:
+        if cparams.get("password"):
+            return None  # a password in the URL: SQLAlchemy connects as usual
+        from_url = dict(cparams)
+        is_async = bool(getattr(dialect, "is_async", False))
+
+        def params() -> Dict[str, Any]:
+            info = _await(c.conninfo_async()) if is_async else c.conninfo()
+            p = _driver_params(dialect, info)
+            p.update(from_url)  # the URL's values (host, query parameters...) win
+            return p
+
+        p = params()
+        try:
+            return dialect.connect(*cargs, **p)
+        except Exception as e:  # noqa: BLE001 - any driver's error type
+            if c.password_mode or not is_auth_failure(e):
+                raise
+            if is_async:
+                _await(c.renew_async(p.get("password")))
+            else:
+                c.renew(p.get("password"))
+            return dialect.connect(*cargs, **params())
+
+    return engine
+
+
+def create_engine(url: Union[str, URL, None] = None, *, connector: Optional[Connector] = None, **kwargs: Any) -> Any:
+    """`sqlalchemy.create_engine` with a current token for every new connection. Without a
+    URL, one is built from the connector's configuration with the psycopg2 driver."""
+    c = connector or default_connector()
+    u = make_url(url) if url is not None else url_from(c, "postgresql+psycopg2")
+    return attach(sqlalchemy.create_engine(u, **kwargs), c)
+
+
+def create_async_engine(url: Union[str, URL, None] = None, *, connector: Optional[Connector] = None, **kwargs: Any) -> Any:
+    """`sqlalchemy.ext.asyncio.create_async_engine` with a current token for every new
+    connection. Without a URL, one is built from the connector's configuration with the
+    asyncpg driver."""
+    from sqlalchemy.ext.asyncio import create_async_engine as _create
+
+    c = connector or default_connector()
+    u = make_url(url) if url is not None else url_from(c, "postgresql+asyncpg")
+    return attach(_create(u, **kwargs), c)

@@ -1,0 +1,135 @@
+"""Django with ENGINE "pgentra.django": settings that name no password, ORM queries, and a
+token rotation between two connections (the seed's read-once token would break there)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import psycopg2
+import pytest
+
+from conftest import APP_ROLE, HARNESS, needs_harness, rotate
+
+pytestmark = needs_harness
+
+django = pytest.importorskip("django")
+
+
+@pytest.fixture(scope="module")
+def dj():
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(
+            DEBUG=False,
+            USE_TZ=True,
+            INSTALLED_APPS=[],
+            DATABASES={
+                # Everything from the Service Connector variables (AZURE_POSTGRESQL_CONNECTIONSTRING here).
+                "default": {"ENGINE": "pgentra.django", "NAME": "", "CONN_MAX_AGE": None},
+                # Everything in the settings, connector options in OPTIONS; still no PASSWORD.
+                "explicit": {
+                    "ENGINE": "pgentra.django",
+                    "NAME": "postgres",
+                    "HOST": os.environ.get("PGENTRA_PG_HOST", ""),
+                    "PORT": os.environ.get("PGENTRA_PG_PORT", ""),
+                    "USER": APP_ROLE,
+                    "OPTIONS": {"sslmode": "require", "credential": "managed-identity", "application_name": "dj"},
+                },
+            },
+        )
+        django.setup()
+    from django.db import connections, models
+
+    class Role(models.Model):
+        rolname = models.CharField(max_length=63, primary_key=True)
+        rolcanlogin = models.BooleanField()
+
+        class Meta:
+            app_label = "pgentra_tests"
+            managed = False
+            db_table = "pg_roles"
+
+    yield connections, Role
+    connections.close_all()
+
+
+def test_orm_query_with_settings_from_the_environment(dj):
+    connections, Role = dj
+    conn = connections["default"]
+    with conn.cursor() as cur:
+        cur.execute("select current_user, current_database()")
+        assert cur.fetchone() == (APP_ROLE, "postgres")
+    assert conn.settings_dict["NAME"] == "postgres", "filled in from the connection string"
+    assert Role.objects.using("default").get(rolname=APP_ROLE).rolcanlogin is True
+    assert "password" not in repr(conn.settings_dict).lower() or conn.settings_dict.get("PASSWORD", "") == ""
+
+
+def test_explicit_settings_and_options(dj):
+    connections, Role = dj
+    conn = connections["explicit"]
+    with conn.cursor() as cur:
+        cur.execute("show application_name")
+        assert cur.fetchone()[0] == "dj"
+    assert Role.objects.using("explicit").filter(rolname=APP_ROLE).exists()
+    params = conn.get_connection_params()
+    assert "credential" not in params and params["user"] == APP_ROLE and params["sslmode"] == "require"
+
+
+def test_a_new_connection_after_a_token_rotation_gets_a_current_token(dj):
+    connections, Role = dj
+    from pgentra.django.base import connector_for
+
+    conn = connections["default"]
+    assert Role.objects.filter(rolname=APP_ROLE).count() == 1
+    c = connector_for(conn.settings_dict)
+    stale = conn.get_connection_params()["password"]  # what a settings.py that reads the token once would hold
+    rotate()  # that token stops working
+    with pytest.raises(psycopg2.OperationalError):
+        psycopg2.connect(host=os.environ["PGENTRA_PG_HOST"], port=os.environ["PGENTRA_PG_PORT"], dbname="postgres",
+                         user=APP_ROLE, password=stale, sslmode="require")
+    conn.close()
+    assert Role.objects.filter(rolname=APP_ROLE).count() == 1  # a new connection, a current token
+    assert c.token() != stale
+
+
+def test_threads_share_one_connector(dj):
+    connections, Role = dj
+    from pgentra.django.base import connector_for
+
+    c = connector_for(connections["default"].settings_dict)
+    before = c.token_requests
+    errors = []
+
+    def work():
+        try:
+            from django.db import connection
+
+            with connection.cursor() as cur:
+                cur.execute("select current_user")
+                assert cur.fetchone()[0] == APP_ROLE
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+        finally:
+            from django.db import connections as cs
+
+            cs.close_all()
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert c.token_requests == before, "every thread's connection used the cached token"
+
+
+def test_django_pool_option_is_refused(dj):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from pgentra.django.base import DatabaseWrapper
+
+    w = DatabaseWrapper({**dj[0]["default"].settings_dict, "OPTIONS": {"pool": True}}, "pooled")
+    with pytest.raises(ImproperlyConfigured, match="pool"):
+        w.get_connection_params()
