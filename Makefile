@@ -7,7 +7,7 @@ HARNESS := tests/harness/with-harness.sh
 # own tool chains (maturin, napi, ...).
 SEL := --workspace $(foreach b,$(wildcard bindings/*/Cargo.toml),--exclude pgentra-$(notdir $(patsubst %/,%,$(dir $(b)))))
 
-.PHONY: all deps build demo test test-rust test-oracle test-c test-python test-node test-php test-go test-dotnet bench clean
+.PHONY: all deps build demo test test-rust test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet bench clean
 
 all: build
 
@@ -17,12 +17,14 @@ deps:
 	@go/deps.sh
 	@dotnet/deps.sh
 	@php/deps.sh
+	@ruby/deps.sh
 
 build: deps
 	$(CARGO) build --release --locked $(SEL)
 	python/build.sh
 	node/build.sh
 	php/build.sh
+	ruby/build.sh
 
 demo: build
 	@$(HARNESS) scripts/demo.sh
@@ -30,7 +32,7 @@ demo: build
 # Every test process runs in a loopback-only network namespace (tests/harness/netns.sh).
 test: build
 	$(CARGO) test --release --locked $(SEL) --no-run -q
-	$(HARNESS) $(MAKE) --no-print-directory test-rust test-oracle test-c test-python test-node test-php test-go test-dotnet
+	$(HARNESS) $(MAKE) --no-print-directory test-rust test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet
 
 # Unit, property, vector, emulator and end-to-end tests (one thread: the e2e tests share the
 # emulator's counters).
@@ -56,6 +58,10 @@ test-node:
 test-php:
 	php/test.sh
 
+# Ruby: the native gem's extension with ruby-pg and ActiveRecord (minitest).
+test-ruby:
+	ruby/test.sh
+
 # Go over the C ABI: lib/pq connector and pgx BeforeConnect.
 test-go:
 	go/test.sh
@@ -64,8 +70,9 @@ test-go:
 test-dotnet:
 	dotnet/test.sh
 
+# Criterion benchmarks of the core, then Python against azure-identity and azure-postgresql-auth.
 bench: build
-	$(CARGO) bench -p pgentra
+	bench/run.sh
 
 clean:
 	$(CARGO) clean

@@ -179,6 +179,9 @@ where
 #[pyclass(frozen, subclass, module = "pgentra._pgentra", name = "Connector")]
 struct PyConnector {
     inner: pgentra::Connector,
+    /// The Python string last built for the cached token, handed out again while the cache
+    /// holds the same token: a cached read allocates nothing and copies nothing.
+    last: std::sync::Mutex<Option<(Secret, Py<PyString>)>>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -265,13 +268,25 @@ impl PyConnector {
             timeout,
         };
         let inner = py.detach(move || pgentra::Connector::new(options)).map_err(|e| to_py_err(py, e))?;
-        Ok(PyConnector { inner })
+        Ok(PyConnector { inner, last: std::sync::Mutex::new(None) })
     }
 
     /// The access token (acquired, or from the cache). Releases the GIL while it waits.
     fn token<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
-        let t = py.detach(|| self.inner.token()).map_err(|e| to_py_err(py, e))?;
-        Ok(secret_str(py, &t))
+        // Fast path: a fresh cached token, without releasing the GIL.
+        let t = match self.inner.try_token() {
+            Some(t) => t,
+            None => py.detach(|| self.inner.token()).map_err(|e| to_py_err(py, e))?,
+        };
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((s, obj)) = last.as_ref() {
+            if s.ptr_eq(&t) {
+                return Ok(obj.bind(py).clone());
+            }
+        }
+        let obj = secret_str(py, &t);
+        *last = Some((t, obj.clone().unbind()));
+        Ok(obj)
     }
 
     /// Connection parameters with a current token (or the configured password) as a dict

@@ -44,6 +44,9 @@ fn connector() -> Connector {
 fn benches(cr: &mut Criterion) {
     let c = connector();
     cr.bench_function("token_cached_read", |b| b.iter(|| black_box(c.token().unwrap())));
+    cr.bench_function("try_token_cached", |b| b.iter(|| black_box(c.try_token())));
+    // The pieces of the fast path: the wall clock (vDSO) and an atomic reference count.
+    cr.bench_function("clock_now_unix", |b| b.iter(|| black_box(now_unix())));
     let rt = pgentra::runtime::runtime().unwrap();
     cr.bench_function("token_async_cached_read", |b| b.iter(|| rt.block_on(async { black_box(c.token_async().await.unwrap()) })));
     let params = c.params().unwrap();

@@ -130,6 +130,9 @@ impl Connector {
 
     /// The access token (blocking). Fresh reads take no lock.
     pub fn token(&self) -> Result<Secret> {
+        if let Some(t) = self.inner.cache.as_ref().and_then(|c| c.fresh_token()) {
+            return Ok(t);
+        }
         Ok(self.cached_blocking()?.token.clone())
     }
 
@@ -158,7 +161,7 @@ impl Connector {
     /// The cached token if it is fresh, without any I/O or waiting; `None` otherwise (then call
     /// `token` or `token_async`). Bindings use it for a fast path that never leaves the thread.
     pub fn try_token(&self) -> Option<Secret> {
-        self.inner.cache.as_ref()?.fresh().map(|c| c.token.clone())
+        self.inner.cache.as_ref()?.fresh_token()
     }
 
     /// The server refused `rejected` (SQLSTATE 28P01): drop it from the cache, unless another

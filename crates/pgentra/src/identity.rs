@@ -36,7 +36,19 @@ pub struct Token {
     pub detail: String,
 }
 
+/// Wall-clock Unix seconds. On Linux the coarse clock (a vDSO read without `rdtsc`, a few
+/// milliseconds of resolution) keeps the cache's fast path cheap; token lifetimes are in seconds.
+#[inline]
 pub fn now_unix() -> i64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes into the timespec we own; CLOCK_REALTIME_COARSE exists
+        // on every Linux since 2.6.32.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+            return ts.tv_sec;
+        }
+    }
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 

@@ -26,6 +26,12 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0 .0
     }
+    /// Whether both are the same allocation (the same cached token), without comparing bytes.
+    /// Bindings use it to reuse the string they built for a token.
+    #[inline]
+    pub fn ptr_eq(&self, other: &Secret) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
     pub fn is_empty(&self) -> bool {
         self.0 .0.is_empty()
     }

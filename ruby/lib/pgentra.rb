@@ -1,0 +1,155 @@
+# frozen_string_literal: true
+
+# pgentra: passwordless access to Azure Database for PostgreSQL with Microsoft Entra ID tokens.
+#
+#   require "pgentra"
+#   conn = PgEntra.connect                         # a PG::Connection with a current token
+#   conn = PG.connect(**PgEntra.conninfo)          # the same by hand
+#   PgEntra.connection_string(:uri)                # libpq, uri, ado, jdbc, json
+#
+# Configuration comes from Service Connector's AZURE_POSTGRESQL_* variables (any connection
+# string dialect, or discrete variables), the Azure SDK variables, and keyword arguments of
+# PgEntra::Connector.new, which win. Tokens come from the credential chain (managed identity,
+# service principal, workload identity, Azure CLI, azd) and live in a refresh-ahead cache in
+# the Rust core (the native extension pgentra/pgentra_ext).
+#
+# Errors: PgEntra::Error < StandardError, with #kind (a Symbol), #kind_id and #code (the
+# identity service's code such as "AADSTS7000215", or nil), and one subclass per kind:
+# ConfigError, CredentialError, IdentityServiceError, NetworkError, TlsPolicyError,
+# DatabaseError, InternalError. Messages name the variable or key at fault and never contain a
+# token, client secret or password.
+#
+# ActiveRecord: require "pgentra/active_record".
+
+require_relative "pgentra/version"
+
+begin
+  require_relative "pgentra/pgentra_ext"
+rescue LoadError => e
+  raise LoadError,
+        "pgentra: cannot load the native extension pgentra/pgentra_ext.so (#{e.message}); install the " \
+        "platform gem (gem install --local pgentra-#{PgEntra::VERSION}-x86_64-linux.gem) or, in a checkout, run ruby/build.sh"
+end
+
+module PgEntra
+  # Reaches one Azure Database for PostgreSQL server with a current Entra ID token (or the
+  # configured password). Thread-safe; share one per process: it holds the token cache, and any
+  # number of threads asking at once cause one identity request.
+  class Connector
+    class << self
+      # Values given here win over the environment; nil means "from the environment".
+      # credential: "auto" (default), "managed-identity", "client-secret", "client-certificate",
+      # "workload-identity", "azure-cli", "azd", "password". allow_insecure: false forces nothing
+      # (PGENTRA_ALLOW_INSECURE still applies). timeout: seconds for one token acquisition.
+      def new(prefix: nil, connection_string: nil, host: nil, port: nil, dbname: nil, user: nil,
+              password: nil, sslmode: nil, client_id: nil, tenant_id: nil, client_secret: nil,
+              certificate_path: nil, federated_token_file: nil, credential: nil, scope: nil,
+              authority_host: nil, allow_insecure: nil, timeout: nil)
+        _new({
+          prefix: prefix, connection_string: connection_string, host: host, port: port, dbname: dbname,
+          user: user, password: password, sslmode: sslmode, client_id: client_id, tenant_id: tenant_id,
+          client_secret: client_secret, certificate_path: certificate_path,
+          federated_token_file: federated_token_file, credential: credential, scope: scope,
+          authority_host: authority_host, allow_insecure: allow_insecure, timeout: timeout
+        }.compact)
+      end
+    end
+
+    # Connection parameters with a current token (or the configured password), ready for
+    # PG.connect(**h): host, port (Integer), dbname, user, password, sslmode, and any other
+    # libpq parameter of the configuration, as Symbol keys. Overrides (Symbol or String keys)
+    # replace keys; nil removes one.
+    def conninfo(**overrides)
+      info = _params
+      overrides.each do |key, value|
+        key = key.to_sym
+        value.nil? ? info.delete(key) : info[key] = value
+      end
+      info
+    end
+
+    # The connection string with a current token: :libpq (default), :uri, :ado, :jdbc, :json
+    # (also :shell and :pdo). A String works too.
+    def connection_string(format = :libpq)
+      _connection_string(format)
+    end
+
+    # A PG::Connection with a current token. If the server refuses the token (it was replaced
+    # before its expiry), the token is renewed once (invalidate_if, so that many connections
+    # failing together cause one identity request) and the connection tried again. Nothing is
+    # retried when the caller passes its own password.
+    def connect(**overrides)
+      require "pg"
+      ours = !(overrides.key?(:password) || overrides.key?("password"))
+      renewed = false
+      begin
+        params = conninfo(**overrides)
+        PG.connect(**params)
+      rescue PG::ConnectionBad => e
+        raise unless ours && !renewed && !password_mode? && PgEntra.auth_failure?(e)
+
+        renewed = true
+        invalidate_if(params[:password])
+        retry
+      end
+    end
+  end
+
+  @default_connector = nil
+  @default_lock = Mutex.new
+
+  class << self
+    # The process-wide connector built from the environment on first use (thread-safe). A
+    # configuration error is raised on every call until the environment is fixed. After fork
+    # the child keeps it: the core renews its runtime there and keeps the inherited token.
+    def default_connector
+      @default_connector || @default_lock.synchronize { @default_connector ||= Connector.new }
+    end
+
+    # Use this connector for the module-level methods (e.g. one with a custom prefix).
+    def default_connector=(connector)
+      raise TypeError, "expected a PgEntra::Connector, got #{connector.class}" unless connector.nil? || connector.is_a?(Connector)
+
+      @default_lock.synchronize { @default_connector = connector }
+    end
+
+    def token
+      default_connector.token
+    end
+
+    def conninfo(**overrides)
+      default_connector.conninfo(**overrides)
+    end
+
+    def connection_string(format = :libpq)
+      default_connector.connection_string(format)
+    end
+
+    def connect(**overrides)
+      default_connector.connect(**overrides)
+    end
+
+    def user
+      default_connector.user
+    end
+
+    def invalidate
+      default_connector.invalidate
+    end
+
+    # Whether a driver's error says the server refused the password (a token that is no longer
+    # accepted): PostgreSQL's "password authentication failed" or SQLSTATE 28P01, looked up
+    # through wrapped errors (#cause), as ActiveRecord wraps PG's.
+    def auth_failure?(error)
+      e = error
+      5.times do
+        break if e.nil?
+        return true if e.message.to_s.include?("password authentication failed")
+        return true if defined?(::PG::InvalidPassword) && e.is_a?(::PG::InvalidPassword)
+
+        e = e.cause
+      end
+      false
+    end
+  end
+end

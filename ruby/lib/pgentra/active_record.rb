@@ -1,0 +1,153 @@
+# frozen_string_literal: true
+
+# ActiveRecord's postgresql adapter with a current Entra ID token for every NEW connection.
+#
+#   # Gemfile
+#   gem "pgentra", require: "pgentra/active_record"
+#
+#   # config/database.yml: no password
+#   production:
+#     adapter: postgresql
+#     host: myserver.postgres.database.azure.com   # or leave host, database and username out:
+#     database: app                                  # AZURE_POSTGRESQL_* (Service Connector)
+#     username: aad_myapp                            # fills them in
+#     sslmode: require
+#
+# When a connection's parameters have no password (and the host is not a Unix socket
+# directory), pgentra fills in the password with a current token (and host, port, database
+# and user where database.yml leaves them out, from the Service Connector variables through
+# the core). One PgEntra::Connector per distinct (host, port, database, user, sslmode) serves
+# every connection of that configuration, so the pool's connections share one cached token. If
+# the server refuses a token (it was replaced before its expiry), the token is renewed once
+# (invalidate_if: many connections failing together cause one identity request) and the
+# connection is tried again.
+#
+# Works with ActiveRecord 6.1 (Debian bookworm's) and 7.x: it prepends to
+# PostgreSQLAdapter.new_client(conn_params), which both call for every new connection; where
+# an ActiveRecord has no new_client, to ConnectionHandling#postgresql_connection(config).
+
+require "pgentra"
+require "active_record"
+require "active_record/connection_adapters/postgresql_adapter"
+
+module PgEntra
+  module ActiveRecord
+    # The libpq parameters the connector takes from the connection's parameters.
+    KEYS = %i[host port dbname user sslmode].freeze
+    # ActiveRecord's names for two of them (database.yml's database and username).
+    AR_NAMES = { dbname: :database, user: :username }.freeze
+
+    @connectors = {}
+    @lock = Mutex.new
+
+    class << self
+      # Whether pgentra supplies the password: none is given, and the host is not a Unix
+      # socket directory (local peer or trust authentication).
+      def applies?(conn_params)
+        return false unless conn_params.is_a?(Hash)
+
+        pw = conn_params[:password] || conn_params["password"]
+        return false unless pw.nil? || pw.to_s.empty?
+
+        host = (conn_params[:host] || conn_params["host"]).to_s
+        !host.start_with?("/")
+      end
+
+      # The connector for these connection parameters (one per configuration, thread-safe).
+      # Takes libpq names (dbname, user) or ActiveRecord's (database, username).
+      def connector_for(conn_params)
+        opts = KEYS.to_h { |k| [k, value(conn_params, k)] }
+        key = opts.values.map { |v| v&.to_s }
+        @lock.synchronize do
+          @connectors[key] ||= PgEntra::Connector.new(**opts)
+        end
+      end
+
+      # The connection parameters with a current token: the connector's (host, port, dbname,
+      # user, password, sslmode, and any other libpq parameter of the configuration) under
+      # those given, which win, except the (empty) password.
+      def client_params(connector, conn_params)
+        given = conn_params.each_with_object({}) do |(k, v), h|
+          k = k.to_sym
+          h[k] = v unless v.nil? || k == :password
+        end
+        connector.conninfo.merge(given)
+      end
+
+      # Yields the parameters with a current token; if the server refuses the token, renews it
+      # once and yields again.
+      def with_token(conn_params)
+        connector = connector_for(conn_params)
+        renewed = false
+        begin
+          params = client_params(connector, conn_params)
+          yield params
+        rescue StandardError => e
+          raise if renewed || connector.password_mode? || !PgEntra.auth_failure?(e)
+
+          renewed = true
+          connector.invalidate_if(params[:password])
+          retry
+        end
+      end
+
+      # For tests: forget the connectors (their tokens go with them).
+      def reset!
+        @lock.synchronize { @connectors.clear }
+      end
+
+      private
+
+      def value(conn_params, key)
+        [key, AR_NAMES[key]].compact.each do |k|
+          v = conn_params[k]
+          v = conn_params[k.to_s] if v.nil?
+          return v unless v.nil? || v.to_s.empty?
+        end
+        nil
+      end
+    end
+
+    # Prepended to PostgreSQLAdapter's singleton class (ActiveRecord 6.1 and 7.x).
+    module NewClient
+      def new_client(conn_params)
+        return super unless PgEntra::ActiveRecord.applies?(conn_params)
+
+        PgEntra::ActiveRecord.with_token(conn_params) { |params| super(params) }
+      end
+    end
+
+    # Prepended to ActiveRecord::ConnectionHandling where the adapter has no new_client: fills
+    # the configuration in before the adapter connects.
+    module PostgresqlConnection
+      def postgresql_connection(config)
+        conn = config.to_h.transform_keys(&:to_sym)
+        conn[:user] ||= conn[:username] if conn.key?(:username)
+        conn[:dbname] ||= conn[:database] if conn.key?(:database)
+        return super unless PgEntra::ActiveRecord.applies?(conn)
+
+        PgEntra::ActiveRecord.with_token(conn) do |params|
+          filled = config.to_h.transform_keys(&:to_sym).merge(
+            host: params[:host], port: params[:port], database: params[:dbname],
+            username: params[:user], password: params[:password], sslmode: params[:sslmode]
+          )
+          super(filled)
+        end
+      end
+    end
+
+    ADAPTER = ::ActiveRecord::ConnectionAdapters::PostgreSQLAdapter
+    HOOK =
+      if ADAPTER.respond_to?(:new_client)
+        ADAPTER.singleton_class.prepend(NewClient)
+        :new_client
+      elsif ::ActiveRecord::ConnectionHandling.method_defined?(:postgresql_connection) ||
+            ::ActiveRecord::ConnectionHandling.private_method_defined?(:postgresql_connection)
+        ::ActiveRecord::ConnectionHandling.prepend(PostgresqlConnection)
+        :postgresql_connection
+      else
+        raise LoadError, "pgentra/active_record: this ActiveRecord (#{::ActiveRecord::VERSION::STRING}) has neither " \
+                         "PostgreSQLAdapter.new_client nor ConnectionHandling#postgresql_connection"
+      end
+  end
+end
