@@ -7,7 +7,7 @@ HARNESS := tests/harness/with-harness.sh
 # own tool chains (maturin, napi, ...).
 SEL := --workspace $(foreach b,$(wildcard bindings/*/Cargo.toml),--exclude pgentra-$(notdir $(patsubst %/,%,$(dir $(b)))))
 
-.PHONY: all deps build demo test test-rust test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet bench clean
+.PHONY: all deps build-core build demo test test-rust test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet bench clean
 
 all: build
 
@@ -19,14 +19,18 @@ deps:
 	@php/deps.sh
 	@ruby/deps.sh
 
-build: deps
+# The CLI, the emulator and the C library (all that `make demo` needs).
+build-core:
+	@scripts/deps.sh
 	$(CARGO) build --release --locked $(SEL)
+
+build: deps build-core
 	python/build.sh
 	node/build.sh
 	php/build.sh
 	ruby/build.sh
 
-demo: build
+demo: build-core
 	@$(HARNESS) scripts/demo.sh
 
 # Every test process runs in a loopback-only network namespace (tests/harness/netns.sh).

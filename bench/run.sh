@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# make bench: the Rust core's criterion benchmarks, then the Python comparison against the
+# make bench: the Rust core's criterion benchmarks, then Python and Node.js against the
 # incumbents on the loopback emulator. Results are recorded by hand in bench/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -c 'import azure.identity, azure_postgresql_auth' 2>/dev/null || python3 -m pip install -q azure-identity azure-postgresql-auth
-cargo bench --offline -p pgentra --bench core -- --noplot 2>&1 | grep -E "^[a-z_]+ |time:" 
+scratch=${PGENTRA_BENCH_DIR:-/tmp/pgentra-bench-node}
+mkdir -p "$scratch"
+( cd "$scratch" && [ -f package.json ] || npm init -y >/dev/null
+  cd "$scratch" && npm install --silent --no-audit --no-fund @azure/identity "$OLDPWD"/dist/node/pgentra-*.tgz )
+echo "== criterion (Rust core)"
+cargo bench --offline -p pgentra --bench core -- --noplot 2>&1 | grep -E "^[a-z_]+|time:"
+echo "== Python"
 tests/harness/with-harness.sh python3 bench/python_bench.py
+echo "== Node.js"
+NODE_PATH="$scratch/node_modules" tests/harness/with-harness.sh node bench/node_bench.js

@@ -5,6 +5,13 @@
 export declare class NativeConnector {
   /** From the environment (`AZURE_POSTGRESQL_*` or `options.prefix`), with `options` winning. */
   constructor(options?: ConnectorOptions | undefined | null)
+  /**
+   * The cached token's generation when it is still `generation` (JS keeps that string), or
+   * `null` when the token changed or is not fresh: then call `token()`. Never waits.
+   */
+  tokenGeneration(generation: number): number | null
+  /** A fresh cached token with its generation number (`[generation, token]`), or `null`. */
+  cachedToken(): [number, string] | null
   /** The access token: the string itself when cached, else a promise. */
   token(): string | Promise<string>
   /**

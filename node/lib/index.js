@@ -193,6 +193,8 @@ function pgExtras(extra = {}) {
  */
 class Connector {
   #native;
+  #token = "";
+  #tokenGen = 0;
 
   constructor(options) {
     const opts = nativeOptions(options);
@@ -204,12 +206,24 @@ class Connector {
   }
 
   /** A current access token (cached, refreshed ahead of expiry). */
-  async getToken() {
+  getToken() {
+    // Not an async function: a cached token costs one resolved promise, no extra ticks; while
+    // the cache holds the same token, the string built for it last time is handed out again.
+    let t;
     try {
-      return await this.#native.token();
+      if (this.#tokenGen !== 0 && this.#native.tokenGeneration(this.#tokenGen) === this.#tokenGen) {
+        return Promise.resolve(this.#token);
+      }
+      const cached = this.#native.cachedToken();
+      if (cached !== null) {
+        [this.#tokenGen, this.#token] = cached;
+        return Promise.resolve(this.#token);
+      }
+      t = this.#native.token();
     } catch (e) {
-      throw fromNative(e);
+      return Promise.reject(fromNative(e));
     }
+    return typeof t === 'string' ? Promise.resolve(t) : t.catch((e) => { throw fromNative(e); });
   }
 
   /** Host, port, database, user (configured or from the token), password (token), sslmode, extra. */

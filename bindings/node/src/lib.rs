@@ -267,6 +267,9 @@ where
 #[napi]
 pub struct NativeConnector {
     inner: pgentra::Connector,
+    /// The cached token last handed to JavaScript and its generation number, so that JS can
+    /// keep its own string and skip building a new one while the token is unchanged.
+    last: std::sync::Mutex<(Option<Secret>, u32)>,
 }
 
 #[napi]
@@ -277,12 +280,41 @@ impl NativeConnector {
         pgentra::init_logging();
         let options = to_options(options.unwrap_or_default())?;
         let inner = pgentra::Connector::new(options).map_err(to_js_error)?;
-        Ok(NativeConnector { inner })
+        Ok(NativeConnector { inner, last: std::sync::Mutex::new((None, 0)) })
+    }
+
+    /// The cached token's generation when it is still `generation` (JS keeps that string), or
+    /// `null` when the token changed or is not fresh: then call `token()`. Never waits.
+    #[napi(catch_unwind)]
+    pub fn token_generation(&self, generation: u32) -> Option<u32> {
+        let t = self.inner.try_token()?;
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        match &last.0 {
+            Some(s) if s.ptr_eq(&t) && last.1 == generation => Some(generation),
+            _ => None,
+        }
+    }
+
+    /// A fresh cached token with its generation number (`[generation, token]`), or `null`.
+    #[napi(catch_unwind, ts_return_type = "[number, string] | null")]
+    pub fn cached_token(&self) -> Option<(u32, String)> {
+        let t = self.inner.try_token()?;
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let same = matches!(&last.0, Some(s) if s.ptr_eq(&t));
+        if !same {
+            last.1 = last.1.wrapping_add(1);
+            last.0 = Some(t.clone());
+        }
+        Some((last.1, t.expose().to_string()))
     }
 
     /// The access token: the string itself when cached, else a promise.
     #[napi(catch_unwind, ts_return_type = "string | Promise<string>")]
     pub fn token<'env>(&self, env: &'env Env) -> Result<Either<String, PromiseRaw<'env, String>>> {
+        // Fast path: a fresh cached token, with no future and no promise.
+        if let Some(t) = self.inner.try_token() {
+            return Ok(Either::A(t.expose().to_string()));
+        }
         let c = self.inner.clone();
         settle(env, async move { c.token_async().await }, |t: Secret| t.expose().to_string())
     }

@@ -45,7 +45,8 @@ impl ServerCertVerifier for EncryptOnly {
     }
 }
 
-fn tls_config(p: &ConnParams) -> Result<rustls::ClientConfig> {
+/// The rustls client configuration for these parameters (libpq sslmode semantics).
+pub fn tls_config(p: &ConnParams) -> Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
