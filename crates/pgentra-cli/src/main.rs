@@ -4,6 +4,9 @@ use pgentra::{Connector, CredentialKind, Error, ErrorKind, Format, Options};
 use serde_json::json;
 use std::process::ExitCode;
 
+mod pgpass;
+mod proxy;
+
 const USAGE: &str = "pgentra: passwordless Azure Database for PostgreSQL with Microsoft Entra ID
 
 Usage: pgentra [--prefix P] [--credential KIND] COMMAND [ARGS]
@@ -19,6 +22,10 @@ Commands:
                               as the owner (PG* variables or --host/--port/--dbname/--user,
                               password from PGPASSWORD or a prompt) grant ALL on the schema's
                               tables and sequences to NAME
+  proxy [--listen ADDR] [--unix-socket DIR]
+                              a local PostgreSQL endpoint without passwords: each session is
+                              logged in upstream over TLS with a current token
+  pgpass [--file PATH]        write or refresh host:port:dbname:user:token in ~/.pgpass (0600)
   help [COMMAND]              this text, or one command's
 
 Options:
@@ -43,9 +50,90 @@ fn help_for(cmd: &str) -> &'static str {
         "exec" => "pgentra exec -- CMD [ARGS...]\n\nRuns CMD with the libpq variables set (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD,\nPGSSLMODE), e.g. pgentra exec -- psql -c 'select 1'. Exits with CMD's status.\n",
         "check" => "pgentra check [--json]\n\nShows where the configuration came from, which credential won, the token's audience, expiry,\nobject id and derived user (never the token), the TLS mode, then connects and runs\n`select current_user`. Exits non-zero with a diagnosis when anything is wrong.\n",
         "grant" => "pgentra grant --role NAME [--schema public] [--host H] [--port P] [--dbname D] [--user U]\n\nConnects as the tables' owner (libpq variables or the flags; password from PGPASSWORD or a\nprompt), runs GRANT ALL PRIVILEGES ON ALL TABLES and ALL SEQUENCES IN SCHEMA to the role\n(identifiers quoted), and prints the tables the role can now use.\n",
+        "proxy" => PROXY_HELP,
+        "pgpass" => PGPASS_HELP,
         _ => USAGE,
     }
 }
+
+const PROXY_HELP: &str = "pgentra proxy [--listen HOST:PORT]... [--unix-socket DIR [--port P]] [--allow-remote]
+              [--local-password-file F] [--drain-timeout SECS] [--connect-timeout SECS] [--threads N]
+
+A local PostgreSQL endpoint for clients that cannot fetch tokens: they connect without a
+password; for each session the proxy opens a TLS connection to the configured server (sslmode
+semantics of libpq: require encrypts, verify-ca/verify-full also verify), logs in as the
+configured (or token-derived) user with a current token from the shared cache, then relays the
+session's bytes unchanged. A refused token (SQLSTATE 28P01, e.g. after a rotation) is dropped
+from the cache and the login is retried once with a fresh one.
+
+  --listen HOST:PORT      TCP address (default 127.0.0.1:6432; repeatable). Loopback only
+                          unless --allow-remote.
+  --unix-socket DIR       also (or only) listen on DIR/.s.PGSQL.PORT, as PostgreSQL names it,
+                          so `psql -h DIR -p PORT` works; PORT is --port, else the first
+                          --listen port, else 6432. The socket is created with mode 0600.
+  --allow-remote          allow a non-loopback --listen address (use --local-password-file:
+                          otherwise anyone who reaches it logs in as this identity)
+  --local-password-file F clients must send the password on F's first line (the proxy asks
+                          with AuthenticationCleartextPassword)
+  --drain-timeout SECS    on SIGTERM/SIGINT stop accepting and let sessions finish for up to
+                          SECS (default 30), then close them; a second signal closes them now
+  --connect-timeout SECS  upstream connect and TLS timeout (default connect_timeout or 15)
+  --threads N             worker threads (default: one per CPU)
+
+Clients: `psql -h 127.0.0.1 -p 6432 -d postgres` (sslmode prefer or disable: the proxy declines
+SSLRequest and GSSENCRequest on loopback; sslmode=require fails). The client's user name is
+ignored (the proxy logs in as the connector's user); the database is the client's, else the
+configured one; other startup parameters (application_name, client_encoding, options, ...)
+pass through. Cancel requests (Ctrl-C in psql) are forwarded to the session's server over TLS.
+Upstream authentication: cleartext password (Azure's, for tokens), MD5 (secret mode only),
+SCRAM-SHA-256 without channel binding.
+
+Logs: one line per session on stderr (client, client_user, user, database, application_name,
+duration_ms, bytes_from_client, bytes_to_client, token_retry, outcome, detail), never a token
+or password.
+
+Exit codes: 0 after a graceful stop, 2 usage, 3 configuration (including a non-loopback address
+without --allow-remote), 4 credential, 5 identity service, 6 network (cannot listen), 7 TLS
+policy (a token would travel without TLS).
+";
+
+const PGPASS_HELP: &str = r#"pgentra pgpass [--file PATH]
+
+Writes the line `host:port:dbname:user:token` (the configured password in secret mode) to the
+libpq password file PATH (default: $PGPASSFILE, else ~/.pgpass), so that any libpq program
+logs in without pgentra: psql "host=... dbname=... user=... sslmode=require". `:` and `\` in a
+field are escaped with `\`; without a configured database the dbname field is `*`. A line for
+the same host:port:dbname:user is replaced in place (the new line goes before any wildcard line
+that would otherwise win); other lines and comments are kept. The file is replaced atomically
+(temporary file, fsync, rename) with mode 0600, which also tightens a looser mode. The token is
+never printed.
+
+Tokens expire (about 60-90 minutes); refresh the line periodically:
+
+  cron (every 15 minutes; the variables pgentra needs, NAME=value lines, in a file):
+    */15 * * * * set -a; . "$HOME/.config/pgentra.env"; /usr/local/bin/pgentra pgpass >/dev/null
+
+  systemd (user units; `systemctl --user enable --now pgentra-pgpass.timer`):
+    # ~/.config/systemd/user/pgentra-pgpass.service
+    [Unit]
+    Description=Refresh the Entra ID token in ~/.pgpass
+    [Service]
+    Type=oneshot
+    EnvironmentFile=%h/.config/pgentra.env
+    ExecStart=/usr/local/bin/pgentra pgpass
+
+    # ~/.config/systemd/user/pgentra-pgpass.timer
+    [Unit]
+    Description=Refresh the Entra ID token in ~/.pgpass every 15 minutes
+    [Timer]
+    OnActiveSec=0
+    OnUnitActiveSec=15min
+    [Install]
+    WantedBy=timers.target
+
+Exit codes: 0 ok, 2 usage, 3 configuration (including a file that cannot be written),
+4 credential, 5 identity service, 6 network.
+"#;
 
 fn exit_code(e: &Error) -> u8 {
     match e.kind() {
@@ -145,6 +233,8 @@ fn run(args: Vec<String>) -> Result<u8, Failure> {
         "exec" => cmd_exec(options, &rest),
         "check" => cmd_check(options, &rest),
         "grant" => cmd_grant(&rest),
+        "proxy" => proxy::cmd(options, &rest),
+        "pgpass" => pgpass::cmd(options, &rest),
         other => usage(format!("unknown command '{other}'")),
     }
 }
