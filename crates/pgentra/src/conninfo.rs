@@ -112,7 +112,8 @@ impl Format {
 }
 
 /// Connection parameters. `extra` keeps other keys in their original dialect's spelling.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `Debug` shows no secret: the password is a `Secret`, and `sslpassword` in `extra` is masked.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ConnParams {
     pub host: Option<String>,
     pub port: Option<u16>,
@@ -200,6 +201,25 @@ impl ConnParams {
         for (k, v) in other.extra {
             let _ = self.set_libpq(&k, v);
         }
+    }
+}
+
+impl std::fmt::Debug for ConnParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let extra: Vec<(&str, &str)> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), if k.contains("password") { "***" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("ConnParams")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("dbname", &self.dbname)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("sslmode", &self.sslmode)
+            .field("extra", &extra)
+            .finish()
     }
 }
 
@@ -1021,6 +1041,14 @@ mod tests {
         assert!(e.message().contains("Password") && !e.message().contains("abc"), "{e}");
         let e = parse_ado("Server=h;Bogus Key=1").unwrap_err();
         assert!(e.message().contains("Bogus Key"), "{e}");
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let (_, c) = parse("host=h password=tok-secret sslpassword=key-secret application_name=app").unwrap();
+        let d = format!("{c:?}");
+        assert!(!d.contains("tok-secret") && !d.contains("key-secret"), "{d}");
+        assert!(d.contains("application_name") && d.contains("app"), "{d}");
     }
 
     #[test]
