@@ -7,7 +7,7 @@ HARNESS := tests/harness/with-harness.sh
 # own tool chains (maturin, napi, ...).
 SEL := --workspace $(foreach b,$(wildcard bindings/*/Cargo.toml),--exclude pgentra-$(notdir $(patsubst %/,%,$(dir $(b)))))
 
-.PHONY: all deps build-core build demo test test-rust test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet bench clean
+.PHONY: all deps build-core build demo test test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet bench clean
 
 all: build
 
@@ -25,6 +25,7 @@ build-core:
 	$(CARGO) build --release --locked $(SEL)
 
 build: deps build-core
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build -s none -O
 	python/build.sh
 	node/build.sh
 	php/build.sh
@@ -36,12 +37,18 @@ demo: build-core
 # Every test process runs in a loopback-only network namespace (tests/harness/netns.sh).
 test: build
 	$(CARGO) test --release --locked $(SEL) --no-run -q
-	$(HARNESS) $(MAKE) --no-print-directory test-rust test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet
+	$(HARNESS) $(MAKE) --no-print-directory test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet
 
 # Unit, property, vector, emulator and end-to-end tests (one thread: the e2e tests share the
 # emulator's counters).
 test-rust:
-	$(CARGO) test --release --offline $(SEL) -- --test-threads=1
+	$(CARGO) test --release --offline $(SEL) --exclude pgentra-reliability -- --test-threads=1
+
+# Fault matrix, refresh timing, 1,000 callers, fork under load, secret scans (under the
+# harness), then every cargo-fuzz target for PGENTRA_FUZZ_SECS (default 10) seconds.
+test-reliability:
+	$(CARGO) test --release --offline -p pgentra-reliability -- --test-threads=1
+	CARGO_NET_OFFLINE=true fuzz/run.sh
 
 test-oracle:
 	python3 -m pytest -q tests/oracle
@@ -74,7 +81,7 @@ test-go:
 test-dotnet:
 	dotnet/test.sh
 
-# Criterion benchmarks of the core, then Python against azure-identity and azure-postgresql-auth.
+# Criterion benchmarks of the core, then Python, Node.js and Go against the Azure SDKs (bench/results.md).
 bench: build
 	bench/run.sh
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench: the Rust core's criterion benchmarks, then Python and Node.js against the
+# make bench: the Rust core's criterion benchmarks, then Python, Node.js and Go against the
 # incumbents on the loopback emulator. Results are recorded by hand in bench/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +14,12 @@ echo "== Python"
 tests/harness/with-harness.sh python3 bench/python_bench.py
 echo "== Node.js"
 NODE_PATH="$scratch/node_modules" tests/harness/with-harness.sh node bench/node_bench.js
+echo "== Go"
+bench/go/run.sh
+echo "== Python: cold path and bursts"
+tests/harness/with-harness.sh python3 bench/cold_burst.py
+echo "== Python: connection-open overhead"
+tests/harness/with-harness.sh python3 bench/connopen.py
+# Not part of make bench (10 minutes): the soak test,
+#   PGENTRA_EMULATOR_ARGS="--lifetime 400" tests/harness/with-harness.sh python3 bench/soak.py
+# and a longer fuzz run: PGENTRA_FUZZ_SECS=300 fuzz/run.sh

@@ -44,6 +44,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -152,6 +153,14 @@ type Connector struct {
 	ptr      *C.pgentra_connector
 	inflight int  // calls using ptr right now (possibly in background goroutines)
 	closed   bool // Close was called; ptr is freed when inflight drops to 0
+	// The Go copy of the core's current token: Token returns it without a copy while the
+	// core reports the same serial (pgentra_token_if_changed).
+	last atomic.Pointer[tokenCopy]
+}
+
+type tokenCopy struct {
+	serial uint64
+	token  string
 }
 
 // Version returns the version of the linked libpgentra, e.g. "0.1.0".
@@ -258,6 +267,7 @@ func (c *Connector) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.last.Store(nil) // drop the Go copy of the token
 	runtime.SetFinalizer(c, nil)
 	if c.inflight == 0 {
 		c.free()
@@ -302,9 +312,40 @@ func (c *Connector) release() {
 // call itself cannot be interrupted and completes in the background, and the token it
 // acquires, if any, is cached for the next caller.
 func (c *Connector) Token(ctx context.Context) (string, error) {
-	return c.stringCall(ctx, func(p *C.pgentra_connector, out **C.char) C.int {
-		return C.pgentra_token(p, out)
-	})
+	// Fast path: the core's fresh token is the one we hold. One native call that cannot fail,
+	// so no OS-thread lock, no closure and no allocation.
+	if held := c.last.Load(); held != nil {
+		if p, err := c.acquire(); err == nil {
+			fresh := uint64(C.pgentra_fresh_serial(p))
+			c.release()
+			if fresh == held.serial {
+				return held.token, nil
+			}
+		}
+	}
+	return c.run(ctx, c.tokenNative)
+}
+
+// tokenNative asks the core for its current token only if it is not the one held in c.last:
+// a cached read is then one native call and no copy. The caller holds the OS thread.
+func (c *Connector) tokenNative(p *C.pgentra_connector) (string, error) {
+	held := c.last.Load()
+	var known uint64
+	if held != nil {
+		known = held.serial
+	}
+	var serial C.uint64_t
+	var out *C.char
+	if rc := C.pgentra_token_if_changed(p, C.uint64_t(known), &serial, &out); rc != C.PGENTRA_OK {
+		return "", lastError(rc)
+	}
+	if out == nil {
+		return held.token, nil
+	}
+	s := C.GoString(out)
+	C.pgentra_string_free(out) // wipes, then frees
+	c.last.Store(&tokenCopy{serial: uint64(serial), token: s})
+	return s, nil
 }
 
 // ConnectionString returns the connection string in format with the configured password or
@@ -349,6 +390,12 @@ func (c *Connector) Invalidate() {
 // stringCall runs one string-returning native call, in the background when ctx can be
 // cancelled.
 func (c *Connector) stringCall(ctx context.Context, f func(*C.pgentra_connector, **C.char) C.int) (string, error) {
+	return c.run(ctx, func(p *C.pgentra_connector) (string, error) { return callString(p, f) })
+}
+
+// run makes one native call g on the OS thread it locks (the C API's error message is
+// thread-local), in the background when ctx can be cancelled.
+func (c *Connector) run(ctx context.Context, g func(*C.pgentra_connector) (string, error)) (string, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -361,7 +408,7 @@ func (c *Connector) stringCall(ctx context.Context, f func(*C.pgentra_connector,
 	}
 	if ctx.Done() == nil { // never cancelled: no goroutine needed
 		defer c.release()
-		return callString(p, f)
+		return locked(p, g)
 	}
 	type result struct {
 		s   string
@@ -370,7 +417,7 @@ func (c *Connector) stringCall(ctx context.Context, f func(*C.pgentra_connector,
 	ch := make(chan result, 1) // buffered: the goroutine never blocks after an abandoned wait
 	go func() {
 		defer c.release() // keeps c (hence the native connector) alive until the call ends
-		s, err := callString(p, f)
+		s, err := locked(p, g)
 		ch <- result{s, err}
 	}()
 	select {
@@ -381,11 +428,15 @@ func (c *Connector) stringCall(ctx context.Context, f func(*C.pgentra_connector,
 	}
 }
 
-// callString makes the native call and reads its error on the same OS thread (the error
-// message is thread-local in the C API), then copies and wipes the returned string.
-func callString(p *C.pgentra_connector, f func(*C.pgentra_connector, **C.char) C.int) (string, error) {
+func locked(p *C.pgentra_connector, g func(*C.pgentra_connector) (string, error)) (string, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	return g(p)
+}
+
+// callString makes the native call and reads its error (the caller holds the OS thread: the
+// error message is thread-local in the C API), then copies and wipes the returned string.
+func callString(p *C.pgentra_connector, f func(*C.pgentra_connector, **C.char) C.int) (string, error) {
 	var out *C.char
 	if rc := f(p, &out); rc != C.PGENTRA_OK {
 		return "", lastError(rc)

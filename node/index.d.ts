@@ -6,12 +6,11 @@ export declare class NativeConnector {
   /** From the environment (`AZURE_POSTGRESQL_*` or `options.prefix`), with `options` winning. */
   constructor(options?: ConnectorOptions | undefined | null)
   /**
-   * The cached token's generation when it is still `generation` (JS keeps that string), or
-   * `null` when the token changed or is not fresh: then call `token()`. Never waits.
+   * A fresh cached token: `[serial, token, until]`, where `until` (milliseconds since the
+   * epoch) is the token's refresh point: JavaScript may hand out its copy until then without
+   * calling in, and forgets it on `invalidate()`. `null` when no fresh token is cached.
    */
-  tokenGeneration(generation: number): number | null
-  /** A fresh cached token with its generation number (`[generation, token]`), or `null`. */
-  cachedToken(): [number, string] | null
+  cachedToken(): [number, string, number] | null
   /** The access token: the string itself when cached, else a promise. */
   token(): string | Promise<string>
   /**

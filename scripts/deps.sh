@@ -26,3 +26,6 @@ have cargo || { echo "deps: cargo (Rust) is required" >&2; exit 1; }
 python3 -c 'import psycopg2' 2>/dev/null || python3 -m pip install -q psycopg2-binary
 python3 -c 'import pytest, hypothesis' 2>/dev/null || python3 -m pip install -q pytest hypothesis
 cargo fetch -q
+# The fuzz targets (make test-reliability): cargo-fuzz and the fuzz workspace's crates.
+command -v cargo-fuzz >/dev/null || cargo install -q --locked cargo-fuzz
+(cd "$(dirname "$0")/../fuzz" && cargo fetch -q)

@@ -194,7 +194,9 @@ function pgExtras(extra = {}) {
 class Connector {
   #native;
   #token = "";
-  #tokenGen = 0;
+  // The core's refresh point for #token (ms since the epoch): until then the cache would hand
+  // out this same token, so getToken answers without calling into the addon.
+  #until = 0;
 
   constructor(options) {
     const opts = nativeOptions(options);
@@ -207,16 +209,14 @@ class Connector {
 
   /** A current access token (cached, refreshed ahead of expiry). */
   getToken() {
-    // Not an async function: a cached token costs one resolved promise, no extra ticks; while
-    // the cache holds the same token, the string built for it last time is handed out again.
+    // Not an async function: a cached token costs one resolved promise, no extra ticks and,
+    // before the core's refresh point, no call into the addon.
+    if (Date.now() < this.#until) return Promise.resolve(this.#token);
     let t;
     try {
-      if (this.#tokenGen !== 0 && this.#native.tokenGeneration(this.#tokenGen) === this.#tokenGen) {
-        return Promise.resolve(this.#token);
-      }
       const cached = this.#native.cachedToken();
       if (cached !== null) {
-        [this.#tokenGen, this.#token] = cached;
+        [, this.#token, this.#until] = cached;
         return Promise.resolve(this.#token);
       }
       t = this.#native.token();
@@ -269,6 +269,7 @@ class Connector {
 
   /** Drop the cached token: the next call acquires a new one. */
   invalidate() {
+    this.#until = 0;
     this.#native.invalidate();
   }
 

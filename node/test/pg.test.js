@@ -18,6 +18,22 @@ describe('node-postgres', () => {
     await Promise.all(pools.map((p) => p.end().catch(() => {})));
   });
 
+  test('getToken follows the core past the refresh point: the old token at once, then the refreshed one', async () => {
+    await reset();
+    await faults([{ refresh_in: 1 }]);
+    const c = new Connector({ connectionString: libpq() });
+    const a = await c.getToken();
+    await sleep(1100);
+    await rotate();
+    await faults([{ delay_ms: 200 }]);
+    assert.equal(await c.getToken(), a, 'the valid token while the refresh runs in the background');
+    await sleep(600);
+    const b = await c.getToken();
+    assert.notEqual(b, a, 'the refreshed token, not the copy held in JavaScript');
+    assert.equal(c.tokenRequests, 2);
+    await reset();
+  });
+
   test('getToken returns a JWT-shaped token for the system-assigned identity; a cached read makes no request', async () => {
     const c = new Connector({ connectionString: libpq() });
     const t = await c.getToken();

@@ -29,16 +29,6 @@ use std::time::Duration;
 // Errors: the one place where core error kinds become JavaScript error codes.
 // ---------------------------------------------------------------------------------------------
 
-const KINDS: [ErrorKind; 7] = [
-    ErrorKind::Config,
-    ErrorKind::Credential,
-    ErrorKind::IdentityService,
-    ErrorKind::Network,
-    ErrorKind::TlsPolicy,
-    ErrorKind::Database,
-    ErrorKind::Internal,
-];
-
 fn code_of(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::Config => "PGENTRA_CONFIG",
@@ -70,7 +60,7 @@ fn internal_error(message: impl Into<String>) -> Error {
 /// The error codes, in the core's kind order (1..=7), for the JavaScript layer to export.
 #[napi(catch_unwind)]
 pub fn error_codes() -> Vec<String> {
-    KINDS.iter().map(|k| code_of(*k).to_string()).collect()
+    ErrorKind::ALL.iter().map(|k| code_of(*k).to_string()).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,9 +257,6 @@ where
 #[napi]
 pub struct NativeConnector {
     inner: pgentra::Connector,
-    /// The cached token last handed to JavaScript and its generation number, so that JS can
-    /// keep its own string and skip building a new one while the token is unchanged.
-    last: std::sync::Mutex<(Option<Secret>, u32)>,
 }
 
 #[napi]
@@ -280,32 +267,16 @@ impl NativeConnector {
         pgentra::init_logging();
         let options = to_options(options.unwrap_or_default())?;
         let inner = pgentra::Connector::new(options).map_err(to_js_error)?;
-        Ok(NativeConnector { inner, last: std::sync::Mutex::new((None, 0)) })
+        Ok(NativeConnector { inner })
     }
 
-    /// The cached token's generation when it is still `generation` (JS keeps that string), or
-    /// `null` when the token changed or is not fresh: then call `token()`. Never waits.
-    #[napi(catch_unwind)]
-    pub fn token_generation(&self, generation: u32) -> Option<u32> {
-        let t = self.inner.try_token()?;
-        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        match &last.0 {
-            Some(s) if s.ptr_eq(&t) && last.1 == generation => Some(generation),
-            _ => None,
-        }
-    }
-
-    /// A fresh cached token with its generation number (`[generation, token]`), or `null`.
-    #[napi(catch_unwind, ts_return_type = "[number, string] | null")]
-    pub fn cached_token(&self) -> Option<(u32, String)> {
-        let t = self.inner.try_token()?;
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let same = matches!(&last.0, Some(s) if s.ptr_eq(&t));
-        if !same {
-            last.1 = last.1.wrapping_add(1);
-            last.0 = Some(t.clone());
-        }
-        Some((last.1, t.expose().to_string()))
+    /// A fresh cached token: `[serial, token, until]`, where `until` (milliseconds since the
+    /// epoch) is the token's refresh point: JavaScript may hand out its copy until then without
+    /// calling in, and forgets it on `invalidate()`. `null` when no fresh token is cached.
+    #[napi(catch_unwind, ts_return_type = "[number, string, number] | null")]
+    pub fn cached_token(&self) -> Option<(i64, String, f64)> {
+        let (serial, t, refresh_at) = self.inner.try_token_serial()?;
+        Some((serial as i64, t.expose().to_string(), refresh_at as f64 * 1000.0))
     }
 
     /// The access token: the string itself when cached, else a promise.

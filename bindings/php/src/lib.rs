@@ -30,16 +30,6 @@ use std::time::Duration;
 //     extends PgEntra\Exception, each with constants KIND and KIND_ID.
 // ---------------------------------------------------------------------------------------------
 
-const KINDS: [ErrorKind; 7] = [
-    ErrorKind::Config,
-    ErrorKind::Credential,
-    ErrorKind::IdentityService,
-    ErrorKind::Network,
-    ErrorKind::TlsPolicy,
-    ErrorKind::Database,
-    ErrorKind::Internal,
-];
-
 /// Index 0 is the base class; index `kind as usize` the class of that kind (kinds are 1..=7).
 static CLASSES: [AtomicPtr<ClassEntry>; 8] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 8];
 
@@ -91,7 +81,7 @@ fn register_exceptions() -> Result<(), String> {
         .map_err(e)?;
     macro_rules! sub {
         ($slot:literal) => {{
-            let kind = KINDS[$slot - 1];
+            let kind = ErrorKind::ALL[$slot - 1];
             ClassBuilder::new(class_name($slot))
                 .extends((base_exception_ce, "\\PgEntra\\Exception"))
                 .constant("KIND", kind.as_str(), &[], ConstantFlags::Public)

@@ -30,16 +30,6 @@ pyo3::create_exception!(pgentra, TlsPolicyError, Error, "A token would travel wi
 pyo3::create_exception!(pgentra, DatabaseError, Error, "The database refused the connection or a query failed.");
 pyo3::create_exception!(pgentra, InternalError, Error, "A bug in pgentra.");
 
-const KINDS: [ErrorKind; 7] = [
-    ErrorKind::Config,
-    ErrorKind::Credential,
-    ErrorKind::IdentityService,
-    ErrorKind::Network,
-    ErrorKind::TlsPolicy,
-    ErrorKind::Database,
-    ErrorKind::Internal,
-];
-
 fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, pyo3::types::PyType> {
     match kind {
         ErrorKind::Config => py.get_type::<ConfigError>(),
@@ -179,9 +169,10 @@ where
 #[pyclass(frozen, subclass, module = "pgentra._pgentra", name = "Connector")]
 struct PyConnector {
     inner: pgentra::Connector,
-    /// The Python string last built for the cached token, handed out again while the cache
-    /// holds the same token: a cached read allocates nothing and copies nothing.
-    last: std::sync::Mutex<Option<(Secret, Py<PyString>)>>,
+    /// The Python string last built for the cached token and that token's serial, handed out
+    /// again while the cache holds the same token: a cached read allocates nothing and copies
+    /// nothing.
+    last: std::sync::Mutex<Option<(u64, Py<PyString>)>>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -273,19 +264,19 @@ impl PyConnector {
 
     /// The access token (acquired, or from the cache). Releases the GIL while it waits.
     fn token<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
-        // Fast path: a fresh cached token, without releasing the GIL.
-        let t = match self.inner.try_token() {
-            Some(t) => t,
-            None => py.detach(|| self.inner.token()).map_err(|e| to_py_err(py, e))?,
-        };
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((s, obj)) = last.as_ref() {
-            if s.ptr_eq(&t) {
+        // Fast path: the fresh cached token is the one whose string we hold (GIL kept).
+        if let Some(serial) = self.inner.fresh_serial() {
+            let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, obj)) = last.as_ref().filter(|(s, _)| *s == serial) {
                 return Ok(obj.bind(py).clone());
             }
         }
+        let (serial, t) = match self.inner.try_token_serial() {
+            Some((serial, t, _)) => (serial, t),
+            None => py.detach(|| self.inner.token_with_serial()).map_err(|e| to_py_err(py, e))?,
+        };
         let obj = secret_str(py, &t);
-        *last = Some((t, obj.clone().unbind()));
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((serial, obj.clone().unbind()));
         Ok(obj)
     }
 
@@ -431,7 +422,7 @@ fn _pgentra(m: &Bound<'_, PyModule>) -> PyResult<()> {
     base.setattr("kind_id", py.None())?;
     base.setattr("code", py.None())?;
     m.add("Error", base)?;
-    for kind in KINDS {
+    for kind in ErrorKind::ALL {
         let cls = class_of(py, kind);
         cls.setattr("kind", kind.as_str())?;
         cls.setattr("kind_id", kind as u8)?;

@@ -20,16 +20,6 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-const KINDS: [ErrorKind; 7] = [
-    ErrorKind::Config,
-    ErrorKind::Credential,
-    ErrorKind::IdentityService,
-    ErrorKind::Network,
-    ErrorKind::TlsPolicy,
-    ErrorKind::Database,
-    ErrorKind::Internal,
-];
-
 /// The class name and the `kind` symbol of each error kind.
 fn class_name(kind: ErrorKind) -> (&'static str, &'static str) {
     match kind {
@@ -43,7 +33,7 @@ fn class_name(kind: ErrorKind) -> (&'static str, &'static str) {
     }
 }
 
-/// The subclasses of `PgEntra::Error` in `KINDS` order, created once by `init`.
+/// The subclasses of `PgEntra::Error` in `ErrorKind::ALL` order, created once by `init`.
 struct Classes {
     kinds: [Opaque<ExceptionClass>; 7],
 }
@@ -52,7 +42,7 @@ static CLASSES: OnceLock<Classes> = OnceLock::new();
 
 fn class_of(ruby: &Ruby, kind: ErrorKind) -> ExceptionClass {
     match CLASSES.get() {
-        Some(c) => ruby.get_inner(c.kinds[KINDS.iter().position(|k| *k == kind).unwrap_or(6)]),
+        Some(c) => ruby.get_inner(c.kinds[ErrorKind::ALL.iter().position(|k| *k == kind).unwrap_or(6)]),
         None => ruby.exception_standard_error(),
     }
 }
@@ -529,8 +519,8 @@ fn define_errors(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     base.funcall::<_, _, Value>("attr_reader", (ruby.to_symbol("code"),))?;
     base.define_method("kind", method!(error_kind, 0))?;
     base.define_method("kind_id", method!(error_kind_id, 0))?;
-    let mut kinds = Vec::with_capacity(KINDS.len());
-    for kind in KINDS {
+    let mut kinds = Vec::with_capacity(ErrorKind::ALL.len());
+    for kind in ErrorKind::ALL {
         let (name, sym) = class_name(kind);
         let cls = module.define_error(name, base)?;
         cls.const_set("KIND", ruby.to_symbol(sym))?;

@@ -252,6 +252,29 @@ int pgentra_connector_new(const struct pgentra_options *opts, struct pgentra_con
 int pgentra_token(struct pgentra_connector *c, char **out);
 
 /**
+ * The current access token, only when it is not the one the caller already holds: pass the
+ * serial this function last returned in `*serial` (0 the first time). When the current
+ * token's serial equals `known_serial`, `*out` is set to NULL (keep your copy); otherwise
+ * `*out` is a new string as from pgentra_token(). Either way `*serial` is set to the current
+ * token's serial. Acquires or refreshes like pgentra_token(); fails the same way.
+ *
+ * On success a non-NULL `*out` is owned by the caller: release it with pgentra_string_free().
+ * On error `*out` is set to NULL and `*serial` is left unchanged.
+ */
+int pgentra_token_if_changed(struct pgentra_connector *c,
+                             uint64_t known_serial,
+                             uint64_t *serial,
+                             char **out);
+
+/**
+ * The serial number of the cached token when it is fresh (the serial that
+ * pgentra_token_if_changed() reports), else 0; 0 for a NULL `c` too. Never waits, never
+ * acquires a token, records no error. A caller holding the token of that serial may use its
+ * copy without asking for another.
+ */
+uint64_t pgentra_fresh_serial(const struct pgentra_connector *c);
+
+/**
  * The connection string in `format` (a pgentra_format value) with the configured password or
  * a current token. In secret mode no network request is made. An unknown format number fails
  * with PGENTRA_ERR_INVALID_ARGUMENT.

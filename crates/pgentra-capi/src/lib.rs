@@ -486,6 +486,45 @@ pub extern "C" fn pgentra_token(c: *mut pgentra_connector, out: *mut *mut c_char
     })
 }
 
+/// The current access token, only when it is not the one the caller already holds: pass the
+/// serial this function last returned in `*serial` (0 the first time). When the current
+/// token's serial equals `known_serial`, `*out` is set to NULL (keep your copy); otherwise
+/// `*out` is a new string as from pgentra_token(). Either way `*serial` is set to the current
+/// token's serial. Acquires or refreshes like pgentra_token(); fails the same way.
+///
+/// On success a non-NULL `*out` is owned by the caller: release it with pgentra_string_free().
+/// On error `*out` is set to NULL and `*serial` is left unchanged.
+#[no_mangle]
+pub extern "C" fn pgentra_token_if_changed(c: *mut pgentra_connector, known_serial: u64, serial: *mut u64, out: *mut *mut c_char) -> c_int {
+    const F: &str = "pgentra_token_if_changed";
+    ffi_boundary(|| {
+        let slot = out_param(F, "out", out)?;
+        if serial.is_null() {
+            return Err(FfiError::null(F, "serial"));
+        }
+        let connector = connector_ref(F, c)?;
+        let (current, token) = connector.token_if_changed(known_serial)?;
+        if let Some(t) = token {
+            *slot = to_c_string(F, t.expose())?;
+        }
+        // SAFETY: checked non-null above; the caller provides a writable uint64_t.
+        unsafe { *serial = current };
+        Ok(())
+    })
+}
+
+/// The serial number of the cached token when it is fresh (the serial that
+/// pgentra_token_if_changed() reports), else 0; 0 for a NULL `c` too. Never waits, never
+/// acquires a token, records no error. A caller holding the token of that serial may use its
+/// copy without asking for another.
+#[no_mangle]
+pub extern "C" fn pgentra_fresh_serial(c: *const pgentra_connector) -> u64 {
+    ffi_value(0, || match connector_ref("pgentra_fresh_serial", c) {
+        Ok(connector) => connector.fresh_serial().unwrap_or(0),
+        Err(_) => 0,
+    })
+}
+
 /// The connection string in `format` (a pgentra_format value) with the configured password or
 /// a current token. In secret mode no network request is made. An unknown format number fails
 /// with PGENTRA_ERR_INVALID_ARGUMENT.

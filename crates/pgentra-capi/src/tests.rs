@@ -60,15 +60,7 @@ fn poisoned<T>() -> *mut T {
 
 #[test]
 fn status_numbers_mirror_error_kinds() {
-    for kind in [
-        ErrorKind::Config,
-        ErrorKind::Credential,
-        ErrorKind::IdentityService,
-        ErrorKind::Network,
-        ErrorKind::TlsPolicy,
-        ErrorKind::Database,
-        ErrorKind::Internal,
-    ] {
+    for kind in ErrorKind::ALL {
         assert_eq!(status_of(kind) as i32, kind as u8 as i32, "{kind:?}");
     }
     assert_eq!(PGENTRA_OK as i32, 0);

@@ -34,6 +34,16 @@ pub struct Fault {
     pub bad_json: bool,
     #[serde(default)]
     pub empty_token: bool,
+    /// Send the token response's body in pieces spread over this many milliseconds.
+    #[serde(default)]
+    pub slow_body_ms: Option<u64>,
+    /// `"missing"`: no `expires_on`/`expires_in` in the token response; `"past"`: both say
+    /// the token expired a minute ago.
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// A `refresh_in` (seconds) for this one token response.
+    #[serde(default)]
+    pub refresh_in: Option<u64>,
 }
 
 /// Parses a JSON array of faults (a single fault object is accepted too).
@@ -47,6 +57,11 @@ pub fn parse_faults(text: &str) -> Result<Vec<Fault>, String> {
     }
     .map_err(|e| format!("faults: {e}"))?;
     for f in &faults {
+        if let Some(e) = f.expires.as_deref() {
+            if e != "missing" && e != "past" {
+                return Err(format!("faults: expires must be \"missing\" or \"past\", not {e:?}"));
+            }
+        }
         if let Some(s) = f.status {
             if !(100..=599).contains(&s) {
                 return Err(format!("faults: status {s} is not an HTTP status"));

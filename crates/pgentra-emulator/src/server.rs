@@ -1,12 +1,16 @@
 //! Request routing and the endpoint handlers.
 
 use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt as _, Limited};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
@@ -17,7 +21,59 @@ use crate::args::Fault;
 use crate::identity::{self, Identity, Kind, SUBSCRIPTION_ID, TENANT_ID};
 use crate::pg::PgSync;
 
-pub type Resp = Response<Full<Bytes>>;
+pub type Resp = Response<EmuBody>;
+
+/// A response body: whole, or (the `slow_body_ms` fault) in pieces with pauses between them.
+pub struct EmuBody {
+    chunks: VecDeque<Bytes>,
+    len: u64,
+    pause: Option<Duration>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl EmuBody {
+    fn full(b: Bytes) -> Self {
+        let len = b.len() as u64;
+        EmuBody { chunks: VecDeque::from([b]), len, pause: None, sleep: None }
+    }
+
+    /// The same bytes in `pieces` parts, with `total / pieces` before each.
+    fn slow(self, total: Duration, pieces: usize) -> Self {
+        let all: Vec<u8> = self.chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let size = all.len().div_ceil(pieces.max(1)).max(1);
+        let chunks = all.chunks(size).map(Bytes::copy_from_slice).collect::<VecDeque<_>>();
+        let pause = total / (chunks.len().max(1) as u32);
+        EmuBody { chunks, len: self.len, pause: Some(pause), sleep: None }
+    }
+}
+
+impl Body for EmuBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        if this.chunks.is_empty() {
+            return Poll::Ready(None);
+        }
+        if let Some(pause) = this.pause {
+            let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(pause)));
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.sleep = None;
+        }
+        Poll::Ready(this.chunks.pop_front().map(|c| Ok(Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len)
+    }
+}
 
 /// Returned by the service to make hyper close the connection without answering.
 #[derive(Debug)]
@@ -131,7 +187,7 @@ fn json_resp(status: u16, body: &Value) -> Resp {
 }
 
 fn raw_resp(status: u16, content_type: &str, body: Vec<u8>) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(EmuBody::full(Bytes::from(body)));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -254,7 +310,51 @@ fn server_error(e: &str) -> Resp {
 enum FaultAction {
     None,
     Respond(Resp),
-    EmptyToken,
+    /// Answer with a token, shaped by the fault (empty token, expiry, refresh_in, slow body).
+    Shape(Fault),
+}
+
+impl FaultAction {
+    fn empty_token(&self) -> bool {
+        matches!(self, FaultAction::Shape(f) if f.empty_token)
+    }
+
+    /// Applies the fault's changes to a token response body, then builds the response.
+    fn finish(&self, mut body: Value, note: String) -> Resp {
+        let FaultAction::Shape(f) = self else {
+            return with_note(json_resp(200, &body), note);
+        };
+        let mut note = note;
+        if let Some(r) = f.refresh_in {
+            body["refresh_in"] = json!(r);
+        }
+        match f.expires.as_deref() {
+            Some("missing") => {
+                if let Some(o) = body.as_object_mut() {
+                    o.remove("expires_on");
+                    o.remove("expires_in");
+                    o.remove("ext_expires_in");
+                }
+                note.push_str(", fault expires missing");
+            }
+            Some("past") => {
+                let past = now_secs().saturating_sub(60);
+                for (k, v) in [("expires_on", json!(past.to_string())), ("expires_in", json!(-60))] {
+                    if body.get(k).is_some() || k == "expires_on" {
+                        body[k] = v;
+                    }
+                }
+                note.push_str(", fault expires past");
+            }
+            _ => {}
+        }
+        let mut r = json_resp(200, &body);
+        if let Some(ms) = f.slow_body_ms {
+            r = r.map(|b| b.slow(Duration::from_millis(ms), 8));
+            note.push_str(", fault slow body");
+        }
+        with_note(r, note)
+    }
 }
 
 impl Emulator {
@@ -395,10 +495,7 @@ impl Emulator {
                 "fault bad_json",
             )));
         }
-        if f.empty_token {
-            return Ok(FaultAction::EmptyToken);
-        }
-        Ok(FaultAction::None)
+        Ok(FaultAction::Shape(f))
     }
 
     // ---- tokens ---------------------------------------------------------------------
@@ -447,11 +544,11 @@ impl Emulator {
 
     async fn issue(
         &self,
-        fault: FaultAction,
+        fault: &FaultAction,
         ident: &'static Identity,
         aud: &str,
     ) -> Result<(Issued, String), Resp> {
-        if let FaultAction::EmptyToken = fault {
+        if fault.empty_token() {
             return Ok((
                 self.empty_issued(),
                 format!("{}, fault empty_token", ident.key),
@@ -508,7 +605,7 @@ impl Emulator {
             ));
         };
         let aud = identity::audience(resource);
-        let (issued, note) = match self.issue(fault, ident, &aud).await {
+        let (issued, note) = match self.issue(&fault, ident, &aud).await {
             Ok(x) => x,
             Err(r) => return Ok(r),
         };
@@ -522,7 +619,7 @@ impl Emulator {
         if let Some(r) = self.cfg.refresh_in {
             body["refresh_in"] = json!(r);
         }
-        Ok(with_note(json_resp(200, &body), note))
+        Ok(fault.finish(body, note))
     }
 
     // ---- Azure Arc ------------------------------------------------------------------
@@ -592,7 +689,7 @@ impl Emulator {
             ));
         };
         let aud = identity::audience(resource);
-        let (issued, note) = match self.issue(fault, ident, &aud).await {
+        let (issued, note) = match self.issue(&fault, ident, &aud).await {
             Ok(x) => x,
             Err(r) => return Ok(r),
         };
@@ -610,7 +707,7 @@ impl Emulator {
         if let Some(r) = self.cfg.refresh_in {
             body["refresh_in"] = json!(r);
         }
-        Ok(with_note(json_resp(200, &body), note))
+        Ok(fault.finish(body, note))
     }
 
     // ---- Entra ID v2 ----------------------------------------------------------------
@@ -723,7 +820,7 @@ impl Emulator {
             Kind::Managed | Kind::Developer => unreachable!("not an Entra client-credentials identity"),
         }
         let aud = identity::audience(scope);
-        let (issued, note) = match self.issue(fault, ident, &aud).await {
+        let (issued, note) = match self.issue(&fault, ident, &aud).await {
             Ok(x) => x,
             Err(r) => return Ok(r),
         };
@@ -737,7 +834,7 @@ impl Emulator {
         if let Some(r) = self.cfg.refresh_in {
             body["refresh_in"] = json!(r);
         }
-        Ok(with_note(json_resp(200, &body), note))
+        Ok(fault.finish(body, note))
     }
 
     fn openid_configuration(&self, tenant: &str) -> Resp {
@@ -861,7 +958,7 @@ impl Emulator {
             return json_resp(400, &json!({"error": "resource (or scope) is required"}));
         };
         let aud = identity::audience(resource.trim());
-        let (issued, note) = match self.issue(FaultAction::None, ident, &aud).await {
+        let (issued, note) = match self.issue(&FaultAction::None, ident, &aud).await {
             Ok(x) => x,
             Err(r) => return r,
         };

@@ -29,6 +29,8 @@ pub struct Cached {
     pub credential: CredentialKind,
     pub detail: String,
     pub claims: Option<Claims>,
+    /// Numbers the tokens this cache acquired (1, 2, ...): a new serial is a new token.
+    pub serial: u64,
     next_try: AtomicI64,
 }
 
@@ -51,7 +53,7 @@ pub fn refresh_at(now: i64, expires_on: i64, refresh_in: Option<i64>) -> i64 {
 
 struct Flight {
     generation: u64,
-    lock: tokio::sync::Mutex<()>,
+    lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub struct TokenCache {
@@ -61,6 +63,7 @@ pub struct TokenCache {
     current: ArcSwapOption<Cached>,
     flight: ArcSwap<Flight>,
     requests: AtomicU64,
+    serials: AtomicU64,
 }
 
 impl TokenCache {
@@ -70,8 +73,9 @@ impl TokenCache {
             scope,
             deadline,
             current: ArcSwapOption::empty(),
-            flight: ArcSwap::from_pointee(Flight { generation: fork_generation(), lock: tokio::sync::Mutex::new(()) }),
+            flight: ArcSwap::from_pointee(Flight { generation: fork_generation(), lock: Arc::new(tokio::sync::Mutex::new(())) }),
             requests: AtomicU64::new(0),
+            serials: AtomicU64::new(0),
         }
     }
 
@@ -106,6 +110,16 @@ impl TokenCache {
         }
     }
 
+    /// The serial of the cached token when it is fresh: no clone, no lock, never waits.
+    #[inline]
+    pub fn fresh_serial(&self) -> Option<u64> {
+        let guard = self.current.load();
+        match &*guard {
+            Some(c) if now_unix() < c.refresh_at => Some(c.serial),
+            _ => None,
+        }
+    }
+
     pub fn peek(&self) -> Option<Arc<Cached>> {
         self.current.load_full()
     }
@@ -136,12 +150,12 @@ impl TokenCache {
             return f;
         }
         // After fork: the parent's lock may be held by a task that does not exist here.
-        let fresh = Arc::new(Flight { generation: fork_generation(), lock: tokio::sync::Mutex::new(()) });
+        let fresh = Arc::new(Flight { generation: fork_generation(), lock: Arc::new(tokio::sync::Mutex::new(())) });
         self.flight.store(Arc::clone(&fresh));
         fresh
     }
 
-    pub async fn get(&self) -> Result<Arc<Cached>> {
+    pub async fn get(self: &Arc<Self>) -> Result<Arc<Cached>> {
         if let Some(c) = self.fresh() {
             return Ok(c);
         }
@@ -150,24 +164,32 @@ impl TokenCache {
         let usable_old = old.as_ref().filter(|c| now < c.expires_on - STALE_SERVE_MARGIN).cloned();
         let flight = self.flight();
         if let Some(old) = usable_old {
-            // Refresh ahead: one caller refreshes; the others keep using the valid token.
+            // Refresh ahead, in the background: every caller, the one that starts the refresh
+            // included, keeps the still-valid token and waits for nothing.
             if now < old.next_try.load(Ordering::Relaxed) {
                 return Ok(old);
             }
-            let Ok(_guard) = flight.lock.try_lock() else {
+            let Ok(guard) = Arc::clone(&flight.lock).try_lock_owned() else {
                 return Ok(old);
             };
             if let Some(c) = self.fresh() {
                 return Ok(c);
             }
-            return match self.fetch().await {
-                Ok(c) => Ok(c),
-                Err(e) => {
+            let this = Arc::clone(self);
+            let stale = Arc::clone(&old);
+            let refresh = async move {
+                let _guard = guard;
+                if let Err(e) = this.fetch().await {
                     tracing::warn!(error = %e, "token refresh failed; serving the still-valid token and retrying later");
-                    old.next_try.store(now_unix() + STALE_RETRY, Ordering::Relaxed);
-                    Ok(old)
+                    stale.next_try.store(now_unix() + STALE_RETRY, Ordering::Relaxed);
                 }
             };
+            match crate::runtime::runtime() {
+                Ok(rt) => drop(rt.spawn(refresh)),
+                // No runtime to refresh on: refresh in line rather than never.
+                Err(_) => refresh.await,
+            }
+            return Ok(old);
         }
         // Empty or expired: everyone waits for one request.
         let _guard = flight.lock.lock().await;
@@ -196,6 +218,7 @@ impl TokenCache {
             credential: t.credential,
             detail: t.detail,
             claims,
+            serial: self.serials.fetch_add(1, Ordering::Relaxed) + 1,
             next_try: AtomicI64::new(0),
         });
         tracing::debug!(credential = cached.credential.as_str(), expires_in = cached.expires_on - now, refresh_in = cached.refresh_at - now, "token acquired");
@@ -286,13 +309,19 @@ mod tests {
             credential: old.credential,
             detail: old.detail.clone(),
             claims: None,
+            serial: old.serial,
             next_try: AtomicI64::new(0),
         });
         cache.current.store(Some(due));
         fail.store(true, Ordering::SeqCst);
+        let t = std::time::Instant::now();
         let got = cache.get().await.unwrap();
         assert_eq!(got.token.expose(), old.token.expose());
+        assert!(t.elapsed() < Duration::from_millis(40), "the refresh runs in the background");
+        // The background refresh fails (after its 50 ms): the old token stays.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(cache.get().await.unwrap().token.expose(), old.token.expose());
         // Within the retry pause no new request is made.
         cache.get().await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);

@@ -327,6 +327,12 @@ impl Config {
         };
 
         // 5. Cloud, scope, authority.
+        // Values from code or discrete variables: libpq would cut a value at a NUL byte.
+        let fields = [("host", params.host.as_deref()), ("dbname", params.dbname.as_deref()), ("user", params.user.as_deref()), ("password", params.password.as_ref().map(|p| p.expose()))];
+        let extra = params.extra.iter().map(|(k, v)| (k.as_str(), Some(v.as_str())));
+        if let Some((k, _)) = fields.into_iter().chain(extra).find(|(_, v)| v.is_some_and(|v| v.contains('\0'))) {
+            return Err(Error::config(format!("the value of '{k}' contains a NUL character; remove it (libpq would cut the value there)")));
+        }
         let host = params.host.clone().unwrap_or_default();
         let cloud = Cloud::from_host(&host);
         let scope = options

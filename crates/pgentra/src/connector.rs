@@ -19,7 +19,7 @@ pub struct Connector {
 
 struct Inner {
     config: Config,
-    cache: Option<TokenCache>,
+    cache: Option<Arc<TokenCache>>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -61,14 +61,14 @@ impl Connector {
     pub fn with_config(config: Config) -> Result<Connector> {
         runtime::install_fork_handler();
         let cache = identity::source_for(&config)?
-            .map(|s| TokenCache::new(s, config.scope.clone(), config.timeout));
+            .map(|s| Arc::new(TokenCache::new(s, config.scope.clone(), config.timeout)));
         Ok(Connector { inner: Arc::new(Inner { config, cache }) })
     }
 
     /// With a token source of the caller's own (a custom credential, or a test double).
     pub fn with_source(config: Config, source: Box<dyn identity::TokenSource>) -> Connector {
         runtime::install_fork_handler();
-        let cache = Some(TokenCache::new(source, config.scope.clone(), config.timeout));
+        let cache = Some(Arc::new(TokenCache::new(source, config.scope.clone(), config.timeout)));
         Connector { inner: Arc::new(Inner { config, cache }) }
     }
 
@@ -89,7 +89,7 @@ impl Connector {
     }
 
     fn cache(&self) -> Result<&TokenCache> {
-        self.inner.cache.as_ref().ok_or_else(|| {
+        self.inner.cache.as_deref().ok_or_else(|| {
             Error::config(format!(
                 "a password is configured ({}_PASSWORD or password in the connection string), so pgentra uses it and acquires no token; remove it to use Entra ID",
                 self.inner.config.prefix
@@ -136,6 +136,30 @@ impl Connector {
         Ok(self.cached_blocking()?.token.clone())
     }
 
+    /// The current token only if it is not the one numbered `known_serial`: `(serial, None)`
+    /// when the caller's copy is current, else `(serial, Some(token))`. Serials start at 1, so
+    /// 0 always gets the token. Lets a binding keep one copy of the token in its own language
+    /// and skip the copy on every call (the Go wrapper does).
+    pub fn token_if_changed(&self, known_serial: u64) -> Result<(u64, Option<Secret>)> {
+        let c = match self.inner.cache.as_ref().and_then(|c| c.fresh()) {
+            Some(c) => c,
+            None => self.cached_blocking()?,
+        };
+        if c.serial == known_serial {
+            return Ok((c.serial, None));
+        }
+        Ok((c.serial, Some(c.token.clone())))
+    }
+
+    /// The access token with its serial number (blocking, like `token`).
+    pub fn token_with_serial(&self) -> Result<(u64, Secret)> {
+        let c = match self.inner.cache.as_ref().and_then(|c| c.fresh()) {
+            Some(c) => c,
+            None => self.cached_blocking()?,
+        };
+        Ok((c.serial, c.token.clone()))
+    }
+
     /// The access token (async; the request runs on pgentra's own runtime).
     pub async fn token_async(&self) -> Result<Secret> {
         Ok(self.cached_async().await?.token.clone())
@@ -162,6 +186,21 @@ impl Connector {
     /// `token` or `token_async`). Bindings use it for a fast path that never leaves the thread.
     pub fn try_token(&self) -> Option<Secret> {
         self.inner.cache.as_ref()?.fresh_token()
+    }
+
+    /// The serial number of the cached token when it is fresh (see `token_if_changed`): a
+    /// binding holding the token of that serial can hand out its own copy. Never waits.
+    pub fn fresh_serial(&self) -> Option<u64> {
+        self.inner.cache.as_ref()?.fresh_serial()
+    }
+
+    /// A fresh cached token with its serial number and the time (Unix seconds) until which the
+    /// cache serves it without asking anyone (its refresh point), or `None`. Never waits. A
+    /// binding may hand out its own copy until then without calling in again, as long as it
+    /// forgets the copy when it invalidates.
+    pub fn try_token_serial(&self) -> Option<(u64, Secret, i64)> {
+        let c = self.inner.cache.as_ref()?.fresh()?;
+        Some((c.serial, c.token.clone(), c.refresh_at))
     }
 
     /// The server refused `rejected` (SQLSTATE 28P01): drop it from the cache, unless another

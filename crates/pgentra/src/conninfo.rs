@@ -137,6 +137,15 @@ const LIBPQ_KEYWORDS: &[&str] = &[
     "target_session_attrs", "load_balance_hosts", "sslcertmode", "require_auth", "sslnegotiation",
 ];
 
+/// libpq's strings end at a NUL byte: a value carrying one would be cut short, and with it
+/// whatever follows (sslmode among them). Refused wherever a connection string comes in.
+fn refuse_nul(s: &str) -> Result<()> {
+    if s.contains('\0') {
+        return Err(Error::config("the connection string contains a NUL character; remove it (libpq would cut the string there)"));
+    }
+    Ok(())
+}
+
 /// Parse a port number (1–65535), with an error that says what to use.
 pub fn parse_port(value: &str) -> Result<u16> {
     match value.trim().parse::<u32>() {
@@ -160,6 +169,17 @@ fn parse_sslmode(value: &str, key: &str) -> Result<SslMode> {
 impl ConnParams {
     /// Set a parameter given its libpq keyword.
     fn set_libpq(&mut self, key: &str, value: String) -> Result<()> {
+        // libpq takes an empty host, dbname, user or password as not given (the default
+        // applies), and a URI cannot write them; so they are not given here either.
+        if value.is_empty() && matches!(key, "host" | "dbname" | "user" | "password") {
+            match key {
+                "host" => self.host = None,
+                "dbname" => self.dbname = None,
+                "user" => self.user = None,
+                _ => self.password = None,
+            }
+            return Ok(());
+        }
         match key {
             "host" => self.host = Some(value),
             "port" => self.port = Some(parse_port(&value).map_err(|e| e.context("key 'port'"))?),
@@ -279,6 +299,7 @@ pub fn parse(s: &str) -> Result<(Dialect, ConnParams)> {
 
 /// libpq keyword/value, following `conninfo_parse` in libpq's fe-connect.c.
 pub fn parse_libpq(s: &str) -> Result<ConnParams> {
+    refuse_nul(s)?;
     let mut out = ConnParams::default();
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
@@ -356,14 +377,19 @@ pub fn parse_libpq(s: &str) -> Result<ConnParams> {
 }
 
 fn decode(s: &str, what: &str) -> Result<String> {
-    percent_decode_str(s)
+    let v = percent_decode_str(s)
         .decode_utf8()
         .map(|c| c.into_owned())
-        .map_err(|_| Error::config(format!("{what} is not valid UTF-8 after percent-decoding")))
+        .map_err(|_| Error::config(format!("{what} is not valid UTF-8 after percent-decoding")))?;
+    if v.contains('\0') {
+        return Err(Error::config(format!("{what} contains %00 (a NUL character); remove it (libpq would cut the value there)")));
+    }
+    Ok(v)
 }
 
 /// `postgresql://[user[:password]@][host][:port][/dbname][?key=value&...]`
 pub fn parse_uri(s: &str) -> Result<ConnParams> {
+    refuse_nul(s)?;
     let s = s.trim();
     let rest = if let Some(r) = strip_prefix_ci(s, "postgresql://") {
         r
@@ -386,10 +412,11 @@ pub fn parse_uri(s: &str) -> Result<ConnParams> {
             let userinfo = &authority[..at];
             match userinfo.find(':') {
                 Some(c) => {
-                    out.user = Some(decode(&userinfo[..c], "the URI's user")?);
-                    out.password = Some(Secret::new(decode(&userinfo[c + 1..], "the URI's password")?));
+                    out.user = Some(decode(&userinfo[..c], "the URI's user")?).filter(|u| !u.is_empty());
+                    let pw = decode(&userinfo[c + 1..], "the URI's password")?;
+                    out.password = (!pw.is_empty()).then(|| Secret::new(pw));
                 }
-                None => out.user = Some(decode(userinfo, "the URI's user")?),
+                None => out.user = Some(decode(userinfo, "the URI's user")?).filter(|u| !u.is_empty()),
             }
             &authority[at + 1..]
         }
@@ -450,6 +477,7 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// `jdbc:postgresql://host[:port]/database?key=value&...`
 pub fn parse_jdbc(s: &str) -> Result<ConnParams> {
+    refuse_nul(s)?;
     let s = s.trim();
     let rest = strip_prefix_ci(s, "jdbc:postgresql://").ok_or_else(|| {
         Error::config("a JDBC URL must start with jdbc:postgresql://")
@@ -531,6 +559,7 @@ fn ado_field(norm: &str) -> Option<&'static str> {
 
 /// ADO.NET `Key=Value;` pairs as Npgsql and DbConnectionStringBuilder read them.
 pub fn parse_ado(s: &str) -> Result<ConnParams> {
+    refuse_nul(s)?;
     let mut out = ConnParams::default();
     let chars: Vec<char> = s.chars().collect();
     let n = chars.len();
@@ -799,16 +828,28 @@ impl ConnParams {
             }
             out.push('@');
         }
+        // A host that is not a plain name, list of names or IPv6 address goes in the query,
+        // where percent-encoding carries any value (libpq reads `?host=` too).
+        let plain = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c));
+        let ipv6 = |n: &str| n.contains(':') && n.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+        // A list of hosts shares one port in libpq's keyword form but not in a URI's
+        // authority (`a,b:5432` gives the port to b alone): lists go in the query with the port.
+        let mut host_in_query = None;
+        let list = self.host.as_deref().is_some_and(|h| h.contains(','));
         if let Some(h) = &self.host {
-            if h.contains(':') && !h.contains(',') {
+            if list {
+                host_in_query = Some(h);
+            } else if plain(h) {
+                out.push_str(h);
+            } else if ipv6(h) {
                 out.push('[');
                 out.push_str(h);
                 out.push(']');
             } else {
-                out.push_str(&enc(h));
+                host_in_query = Some(h);
             }
         }
-        if let Some(p) = self.port {
+        if let (Some(p), false) = (self.port, list) {
             let _ = write!(out, ":{p}");
         }
         out.push('/');
@@ -816,6 +857,14 @@ impl ConnParams {
             out.push_str(&enc(d));
         }
         let mut sep = '?';
+        if let Some(h) = host_in_query {
+            let _ = write!(out, "{sep}host={}", enc(h));
+            sep = '&';
+        }
+        if let (Some(p), true) = (self.port, list) {
+            let _ = write!(out, "{sep}port={p}");
+            sep = '&';
+        }
         if self.user.is_none() {
             if let Some(p) = &self.password {
                 let _ = write!(out, "{sep}password={}", enc(p.expose()));
@@ -1085,12 +1134,11 @@ mod tests {
                 for f in [Format::Libpq, Format::Uri, Format::Ado, Format::Jdbc] {
                     let s = c.render(f);
                     let (_, back) = parse(&s).map_err(|e| TestCaseError::fail(format!("{f:?} {s}: {e}")))?;
+                    // An empty value is the same as none (as in libpq).
+                    let given = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(str::to_string);
                     prop_assert_eq!(&back.dbname, &c.dbname, "{:?} {}", f, s);
-                    prop_assert_eq!(back.password.as_ref().map(|p| p.expose().to_string()), c.password.as_ref().map(|p| p.expose().to_string()));
-                    // ADO.NET trims unquoted values and JDBC has no empty user; compare exactly elsewhere.
-                    if !c.user.as_deref().unwrap_or("").is_empty() || f == Format::Libpq || f == Format::Ado {
-                        prop_assert_eq!(&back.user, &c.user, "{:?} {}", f, s);
-                    }
+                    prop_assert_eq!(back.password.as_ref().map(|p| p.expose().to_string()), given(c.password.as_ref().map(|p| p.expose())));
+                    prop_assert_eq!(back.user.clone(), given(c.user.as_deref()), "{:?} {}", f, s);
                 }
             }
         }

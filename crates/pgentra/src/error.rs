@@ -24,6 +24,17 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in number order: bindings build their exception classes from this list.
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::Config,
+        ErrorKind::Credential,
+        ErrorKind::IdentityService,
+        ErrorKind::Network,
+        ErrorKind::TlsPolicy,
+        ErrorKind::Database,
+        ErrorKind::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Config => "configuration",

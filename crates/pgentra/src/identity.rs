@@ -115,7 +115,11 @@ fn classify_reqwest(e: reqwest::Error, what: &str) -> Attempt {
         detail = s.to_string();
         src = s.source();
     }
-    let tls = detail.contains("certificate") || detail.to_ascii_lowercase().contains("tls");
+    // A certificate or handshake failure will not heal by retrying; a connection closed mid-way
+    // (rustls reports a missing close_notify) is an ordinary network failure and will.
+    let lower = detail.to_ascii_lowercase();
+    let cut_short = lower.contains("close_notify") || lower.contains("unexpected eof");
+    let tls = !cut_short && (lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake"));
     let err = Error::new(
         if tls { ErrorKind::TlsPolicy } else { ErrorKind::Network },
         format!("{what}: request {kind}{}{}", if detail.is_empty() { "" } else { ": " }, detail),
@@ -141,7 +145,7 @@ fn num_or_str(v: Option<&Value>) -> Option<i64> {
 }
 
 /// Parse a token response strictly: a non-empty token and a lifetime are required.
-fn parse_token_response(body: &[u8], what: &str, credential: CredentialKind, detail: &str) -> Result<Token> {
+pub(crate) fn parse_token_response(body: &[u8], what: &str, credential: CredentialKind, detail: &str) -> Result<Token> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|_| Error::new(ErrorKind::IdentityService, format!("{what} answered 200 with a body that is not JSON")))?;
     let token = v
@@ -165,7 +169,7 @@ fn parse_token_response(body: &[u8], what: &str, credential: CredentialKind, det
 }
 
 /// Turn an error response into an error with the service's code and description.
-fn service_error(status: u16, body: &[u8], what: &str, hint: &str) -> Error {
+pub(crate) fn service_error(status: u16, body: &[u8], what: &str, hint: &str) -> Error {
     let v: Option<Value> = serde_json::from_slice(body).ok();
     let desc = v
         .as_ref()

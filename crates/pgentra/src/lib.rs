@@ -32,6 +32,22 @@ pub use connector::{Connector, TokenInfo};
 pub use error::{Error, ErrorKind, Result};
 pub use secret::Secret;
 
+/// Entry points for the fuzz targets in `fuzz/` (not part of the stable API).
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::config::CredentialKind;
+
+    /// Parses a 200 answer of an identity endpoint (MSI, IMDS, Arc or Entra).
+    pub fn token_response(body: &[u8]) -> crate::Result<i64> {
+        crate::identity::parse_token_response(body, "fuzz", CredentialKind::ManagedIdentity, "fuzz").map(|t| t.expires_on)
+    }
+
+    /// Turns an error answer of an identity endpoint into the error a caller sees.
+    pub fn error_response(status: u16, body: &[u8]) -> crate::Error {
+        crate::identity::service_error(status, body, "fuzz", "")
+    }
+}
+
 /// Turn on `tracing` output when `PGENTRA_LOG` is set (e.g. `PGENTRA_LOG=debug`). Bindings and
 /// the CLI call this; libraries embedding pgentra may install their own subscriber instead.
 pub fn init_logging() {

@@ -49,3 +49,38 @@ proptest! {
         let _ = Config::resolve(Options::default(), &env);
     }
 }
+
+/// Found by the fuzz targets (fuzz/): a host that is neither a name nor an IPv6 address went
+/// into the URI's authority raw, and a value with a NUL byte could cut a libpq string short.
+#[test]
+fn fuzz_regressions() {
+    use pgentra::Format;
+    for s in ["host='a:%ec]'", "host='::1]x' port=5432", "host=\u{702}%er$\u{702}<%e", "host=a,b port=6432"] {
+        let p = conninfo::parse_libpq(s).unwrap();
+        let back = conninfo::parse_uri(&p.render(Format::Uri)).unwrap();
+        assert_eq!(back.to_json(), p.to_json(), "{s}");
+    }
+    let e = conninfo::parse_libpq("host=h password=a\0b sslmode=require").unwrap_err();
+    assert!(e.message().contains("NUL"), "{e}");
+    let e = conninfo::parse_uri("postgresql://u%002@h/db").unwrap_err();
+    assert!(e.message().contains("NUL") && e.message().contains("user"), "{e}");
+    let env: HashMap<String, String> = [("AZURE_POSTGRESQL_HOST", "h"), ("AZURE_POSTGRESQL_USER", "u\0x")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let e = Config::resolve(Options::default(), &env).unwrap_err();
+    assert!(e.message().contains("'user'") && e.message().contains("NUL"), "{e}");
+}
+
+/// libpq reads an empty password (or host, dbname, user) as not given; so does pgentra.
+#[test]
+fn empty_values_are_not_given() {
+    let p = conninfo::parse_libpq("host=h user='' password='' dbname=d").unwrap();
+    assert!(p.password.is_none() && p.user.is_none());
+    let env: HashMap<String, String> = [("AZURE_POSTGRESQL_CONNECTIONSTRING", "host=h dbname=d user=u password=''"), ("PGENTRA_CREDENTIAL", "password")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let e = pgentra::Connector::with_env(Options::default(), &env).unwrap_err();
+    assert!(e.message().contains("no password is configured"), "{e}");
+}

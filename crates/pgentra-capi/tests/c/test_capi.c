@@ -329,6 +329,31 @@ static void test_token(void) {
     CHECK(strlen(token) > 20 && dot1 && strchr(dot1 + 1, '.'), "token is JWT-shaped");
     CHECK(pgentra_last_error_message() == NULL, "no message after success");
 
+    /* token_if_changed: a copy for serial 0, none while the caller's copy is current, a new
+     * one (with a new serial) after the token changed. */
+    uint64_t serial = 0;
+    char *tc = POISON;
+    rc = pgentra_token_if_changed(c, 0, &serial, &tc);
+    CHECK(rc == PGENTRA_OK && tc && strcmp(tc, token) == 0 && serial >= 1, "if_changed(0) gives the token: rc=%d", rc);
+    pgentra_string_free(rc == PGENTRA_OK ? tc : NULL);
+    uint64_t serial2 = 0;
+    tc = POISON;
+    rc = pgentra_token_if_changed(c, serial, &serial2, &tc);
+    CHECK(rc == PGENTRA_OK && tc == NULL && serial2 == serial, "if_changed(current) gives no copy");
+    CHECK(pgentra_fresh_serial(c) == serial, "fresh_serial is the current serial");
+    CHECK(pgentra_fresh_serial(NULL) == 0, "fresh_serial(NULL) is 0");
+    pgentra_invalidate(c);
+    CHECK(pgentra_fresh_serial(c) == 0, "fresh_serial is 0 with nothing cached");
+    tc = POISON;
+    rc = pgentra_token_if_changed(c, serial, &serial2, &tc);
+    CHECK(rc == PGENTRA_OK && tc != NULL && serial2 == serial + 1, "if_changed after invalidate: new serial %llu",
+          (unsigned long long)serial2);
+    pgentra_string_free(rc == PGENTRA_OK ? tc : NULL);
+    CHECK(pgentra_token_if_changed(c, 0, NULL, &tc) == PGENTRA_ERR_NULL_ARGUMENT, "if_changed serial NULL");
+    CHECK(contains(pgentra_last_error_message(), "'serial'"), "message names 'serial'");
+    tc = POISON;
+    CHECK(pgentra_token_if_changed(NULL, 0, &serial2, &tc) == PGENTRA_ERR_NULL_ARGUMENT && tc == NULL, "if_changed c NULL");
+
     char *user = POISON;
     rc = pgentra_user(c, &user);
     CHECK(rc == PGENTRA_OK && user && strcmp(user, "pgentra-app") == 0, "user from the token: '%s'",
