@@ -114,7 +114,7 @@ for r in rows:
     print(f"| {r['t']} | {r['conns']} | {r['fails']} | {r['msi']} | {r['slowest_ms']:.1f} ms | {r['rss']:.1f} MiB |")
 total = sum(r["conns"] for r in rows)
 fails = sum(r["fails"] for r in rows)
-print(f"\nTotal: {total} connections, {fails} failures, {c.token_requests()} token requests by pgentra; "
+print(f"\nTotal: {total} connections, {fails} failures, {c.token_requests} token requests by pgentra; "
       f"RSS {rss0:.1f} MiB at start (before the first connection), {rows[-1]['rss']:.1f} MiB at the end.")
 for e in errors:
     print("error:", e)
