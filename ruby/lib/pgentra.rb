@@ -44,13 +44,14 @@ module PgEntra
       def new(prefix: nil, connection_string: nil, host: nil, port: nil, dbname: nil, user: nil,
               password: nil, sslmode: nil, client_id: nil, tenant_id: nil, client_secret: nil,
               certificate_path: nil, federated_token_file: nil, credential: nil, scope: nil,
-              authority_host: nil, allow_insecure: nil, timeout: nil)
+              authority_host: nil, allow_insecure: nil, allow_unverified_tls: nil, timeout: nil)
         _new({
           prefix: prefix, connection_string: connection_string, host: host, port: port, dbname: dbname,
           user: user, password: password, sslmode: sslmode, client_id: client_id, tenant_id: tenant_id,
           client_secret: client_secret, certificate_path: certificate_path,
           federated_token_file: federated_token_file, credential: credential, scope: scope,
-          authority_host: authority_host, allow_insecure: allow_insecure, timeout: timeout
+          authority_host: authority_host, allow_insecure: allow_insecure,
+          allow_unverified_tls: allow_unverified_tls, timeout: timeout
         }.compact)
       end
     end

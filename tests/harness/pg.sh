@@ -18,12 +18,13 @@ start)
   [ "$(id -u)" = 0 ] && chown postgres: "$dir"
   chmod 700 "$dir"
   as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres --auth-local=trust --auth-host=reject -E UTF8 >"$dir/initdb.log" 2>&1
-  # A test CA and a server certificate for 127.0.0.1 / localhost.
+  # A test CA and a server certificate for 127.0.0.1, localhost and an Azure-style name.
   ( cd "$dir"
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=pgentra test CA" \
       -keyout ca.key -out ca.pem >/dev/null 2>&1
     openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr >/dev/null 2>&1
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext
+    # The Azure-style name the TLS policy tests use (netns.sh maps it to 127.0.0.1).
+    printf 'subjectAltName=DNS:localhost,DNS:pgentra-test.postgres.database.azure.com,IP:127.0.0.1\n' > san.ext
     openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
       -extfile san.ext -out server.crt >/dev/null 2>&1
     cp server.crt server.key data/ ; chmod 600 data/server.key

@@ -22,6 +22,12 @@ echo "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDphc
   echo "PGENTRA_TEST_DIR=$dir"
   echo "PGENTRA_TEST_CERT=$dir/sp.pem"
   echo "PGENTRA_TEST_FEDERATED=$dir/federated-token"
-  echo "SSL_CERT_FILE=$(grep '^PGENTRA_EMULATOR_CA=' "$dir/emu/emulator.env" | cut -d= -f2- | tr -d "'")"
+  # The test roots, standing in for Azure's: the emulator's CA (its Entra endpoint) and the
+  # database's CA. pgentra names this bundle as sslrootcert for Azure-style hosts.
+  cat "$(grep '^PGENTRA_EMULATOR_CA=' "$dir/emu/emulator.env" | cut -d= -f2- | tr -d "'")" "$PGENTRA_PG_CA" > "$dir/test-roots.pem"
+  chmod 644 "$dir/test-roots.pem"
+  echo "SSL_CERT_FILE=$dir/test-roots.pem"
+  echo "PGENTRA_TEST_AZURE_HOST=pgentra-test.postgres.database.azure.com"
+  echo "PGENTRA_TEST_WRONG_HOST=pgentra-wrongname.postgres.database.azure.com"
   echo "PATH=$here/bin:$PATH"
 } > "$dir/harness.env"

@@ -220,7 +220,7 @@ fn opt_bool(key: &str, v: &Zval) -> pgentra::Result<bool> {
         .ok_or_else(|| config_err(format!("options['{key}'] must be a bool, not {}", type_name(v))))
 }
 
-const OPTION_KEYS: &str = "prefix, connection_string, host, port, dbname, user, password, sslmode, credential, client_id, tenant_id, client_secret, certificate_path, federated_token_file, scope, authority_host, allow_insecure, timeout";
+const OPTION_KEYS: &str = "prefix, connection_string, host, port, dbname, user, password, sslmode, credential, client_id, tenant_id, client_secret, certificate_path, federated_token_file, scope, authority_host, allow_insecure, allow_unverified_tls, timeout";
 
 /// The options array of `new PgEntra\Connector([...])`. Unknown keys and wrong types are
 /// configuration errors naming the key; null means "not set".
@@ -272,6 +272,7 @@ fn options_from(arr: Option<&ZendHashTable>) -> pgentra::Result<Options> {
             "authority_host" => o.authority_host = Some(opt_string(&key, v)?),
             // false forces nothing: PGENTRA_ALLOW_INSECURE still applies.
             "allow_insecure" => o.allow_insecure = opt_bool(&key, v)?.then_some(true),
+            "allow_unverified_tls" => o.allow_unverified_tls = opt_bool(&key, v)?.then_some(true),
             "timeout" => {
                 let t = v.double().or_else(|| v.long().map(|n| n as f64)).ok_or_else(|| {
                     config_err(format!("options['timeout'] must be a number of seconds, not {}", type_name(v)))

@@ -311,6 +311,7 @@ fn options_from(ruby: &Ruby, h: RHash) -> Result<Options, Error> {
             "authority_host" => o.authority_host = Some(str_arg(ruby, &name, v)?),
             // false forces nothing: PGENTRA_ALLOW_INSECURE still applies.
             "allow_insecure" => o.allow_insecure = Some(true).filter(|_| v.to_bool()),
+            "allow_unverified_tls" => o.allow_unverified_tls = Some(true).filter(|_| v.to_bool()),
             "timeout" => o.timeout = Some(timeout_arg(ruby, v)?),
             other => return Err(config_err(ruby, format!("unknown option '{other}'"))),
         }

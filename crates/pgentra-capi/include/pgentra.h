@@ -285,6 +285,34 @@ uint64_t pgentra_fresh_serial(const struct pgentra_connector *c);
 int pgentra_connection_string(struct pgentra_connector *c, uint32_t format, char **out);
 
 /**
+ * The connection string in `format` after `overrides`: the caller's own values as a libpq
+ * keyword/value string (for instance those of a driver's own configuration; NULL or "" for
+ * none). pgentra merges them and checks the result as it will leave: a weaker sslmode never
+ * replaces a stricter one, and an Azure server name gets `sslmode=verify-full` with a CA
+ * bundle. A `password` among the overrides is the caller's: then no token is attached.
+ *
+ * On success `*out` is a new string owned by the caller: release it with pgentra_string_free(),
+ * which also wipes it (it contains the password or token). On error `*out` is set to NULL.
+ */
+int pgentra_connection_string_with(struct pgentra_connector *c,
+                                   uint32_t format,
+                                   const char *overrides,
+                                   char **out);
+
+/**
+ * As pgentra_connection_string_with(), but with no password or token and without waiting for
+ * one: the parameters a driver's configuration keeps, when each connection gets its password
+ * separately (the TLS policy is applied the same way).
+ *
+ * On success `*out` is a new string owned by the caller: release it with pgentra_string_free().
+ * On error `*out` is set to NULL.
+ */
+int pgentra_settings_string(struct pgentra_connector *c,
+                            uint32_t format,
+                            const char *overrides,
+                            char **out);
+
+/**
  * The database user: explicit, else configured, else derived from the token's claims (which
  * may acquire a token).
  *

@@ -544,6 +544,56 @@ pub extern "C" fn pgentra_connection_string(c: *mut pgentra_connector, format: u
     })
 }
 
+fn overrides_of(function: &str, overrides: *const c_char) -> Result<Vec<(String, Option<String>)>, FfiError> {
+    match opt_str(function, "overrides", overrides)? {
+        None => Ok(Vec::new()),
+        Some(s) if s.trim().is_empty() => Ok(Vec::new()),
+        Some(s) => Ok(pgentra_core::conninfo::parse_libpq(s).map_err(|e| e.context("overrides"))?.as_overrides()),
+    }
+}
+
+/// The connection string in `format` after `overrides`: the caller's own values as a libpq
+/// keyword/value string (for instance those of a driver's own configuration; NULL or "" for
+/// none). pgentra merges them and checks the result as it will leave: a weaker sslmode never
+/// replaces a stricter one, and an Azure server name gets `sslmode=verify-full` with a CA
+/// bundle. A `password` among the overrides is the caller's: then no token is attached.
+///
+/// On success `*out` is a new string owned by the caller: release it with pgentra_string_free(),
+/// which also wipes it (it contains the password or token). On error `*out` is set to NULL.
+#[no_mangle]
+pub extern "C" fn pgentra_connection_string_with(c: *mut pgentra_connector, format: u32, overrides: *const c_char, out: *mut *mut c_char) -> c_int {
+    const F: &str = "pgentra_connection_string_with";
+    ffi_boundary(|| {
+        let slot = out_param(F, "out", out)?;
+        let connector = connector_ref(F, c)?;
+        let format = format_of(F, format)?;
+        let overrides = overrides_of(F, overrides)?;
+        let s = Zeroizing::new(connector.connection_string_with(format, &overrides)?);
+        *slot = to_c_string(F, &s)?;
+        Ok(())
+    })
+}
+
+/// As pgentra_connection_string_with(), but with no password or token and without waiting for
+/// one: the parameters a driver's configuration keeps, when each connection gets its password
+/// separately (the TLS policy is applied the same way).
+///
+/// On success `*out` is a new string owned by the caller: release it with pgentra_string_free().
+/// On error `*out` is set to NULL.
+#[no_mangle]
+pub extern "C" fn pgentra_settings_string(c: *mut pgentra_connector, format: u32, overrides: *const c_char, out: *mut *mut c_char) -> c_int {
+    const F: &str = "pgentra_settings_string";
+    ffi_boundary(|| {
+        let slot = out_param(F, "out", out)?;
+        let connector = connector_ref(F, c)?;
+        let format = format_of(F, format)?;
+        let overrides = overrides_of(F, overrides)?;
+        let s = Zeroizing::new(connector.settings_string_with(format, &overrides)?);
+        *slot = to_c_string(F, &s)?;
+        Ok(())
+    })
+}
+
 /// The database user: explicit, else configured, else derived from the token's claims (which
 /// may acquire a token).
 ///

@@ -36,7 +36,7 @@ Options:
 Environment: AZURE_POSTGRESQL_CONNECTIONSTRING or AZURE_POSTGRESQL_HOST/_PORT/_DATABASE/_USER,
   _CLIENTID, _TENANTID, _CLIENTSECRET; AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET,
   AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE; PGENTRA_SCOPE, AZURE_AUTHORITY_HOST,
-  PGENTRA_ALLOW_INSECURE=1, PGENTRA_TIMEOUT (seconds), PGENTRA_LOG=debug.
+  PGENTRA_ALLOW_INSECURE=1, PGENTRA_ALLOW_UNVERIFIED_TLS=1 (keep sslmode=require for Azure servers), PGENTRA_TIMEOUT (seconds), PGENTRA_LOG=debug.
 
 Exit codes: 0 ok, 2 usage, 3 configuration, 4 credential, 5 identity service, 6 network,
   7 TLS policy, 8 database, 9 internal.
@@ -385,8 +385,29 @@ fn check_steps(options: Options, report: &mut serde_json::Map<String, serde_json
     report.insert("configuration".into(), json!({"source": source, "variables": vars}));
     report.insert("server".into(), json!({"host": p.host, "port": p.port, "dbname": p.dbname, "sslmode": p.sslmode.map(|s| s.as_str()), "cloud": cfg.cloud.as_str()}));
     let tls_ok = p.sslmode.map(|s| s.guarantees_tls()).unwrap_or(true);
-    lines.push(format!("tls: {}", if tls_ok { "required" } else { "NOT required" }));
-    report.insert("tls".into(), json!({"required": tls_ok, "allow_insecure": cfg.allow_insecure}));
+    let decision = c.tls_decision();
+    match &decision {
+        Ok(d) => {
+            lines.push(format!(
+                "tls: sslmode={}{} (rule {}): {}",
+                d.sslmode.as_str(),
+                d.rootcert.as_deref().map(|r| format!(" sslrootcert={r}")).unwrap_or_default(),
+                d.rule.as_str(),
+                d.explanation
+            ));
+            report.insert(
+                "tls".into(),
+                json!({"required": tls_ok, "sslmode": d.sslmode.as_str(), "sslrootcert": d.rootcert, "rule": d.rule.as_str(),
+                       "raised_from": d.raised_from.map(|m| m.as_str()), "explanation": d.explanation,
+                       "allow_insecure": cfg.allow_insecure, "allow_unverified_tls": cfg.allow_unverified_tls}),
+            );
+        }
+        Err(e) => {
+            lines.push(format!("tls: REFUSED: {}", e.message()));
+            report.insert("tls".into(), json!({"required": tls_ok, "rule": "refused", "explanation": e.message(), "allow_insecure": cfg.allow_insecure}));
+        }
+    }
+    decision?;
 
     if c.is_password_mode() {
         lines.push("credential: password from the configuration (secret mode); no identity request".into());
@@ -425,7 +446,6 @@ fn check_steps(options: Options, report: &mut serde_json::Map<String, serde_json
             }
         }
     }
-    c.config().check_tls_policy().or_else(|e| if c.is_password_mode() { Ok(()) } else { Err(e) })?;
     let params = c.params()?;
     let user = params.user.clone().unwrap_or_default();
     let rt = pgentra::runtime::runtime()?;
@@ -484,6 +504,8 @@ fn cmd_grant(rest: &[String]) -> Result<u8, Failure> {
             .map_err(|e| Error::config(format!("no PGPASSWORD and cannot prompt for the owner's password: {e}")))?,
     };
     p.password = Some(pgentra::Secret::new(password));
+    // The owner's password (or token) gets the same TLS policy as a token of ours.
+    pgentra::tls::secure(&mut p, pgentra::TlsPolicy::from_env(), true)?;
     let rt = pgentra::runtime::runtime()?;
     let tables = rt.block_on(async move { pgentra::db::grant(&p, &role, &schema).await })?;
     println!("granted; tables the role can use ({}):", tables.len());

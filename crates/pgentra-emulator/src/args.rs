@@ -44,6 +44,9 @@ pub struct Fault {
     /// A `refresh_in` (seconds) for this one token response.
     #[serde(default)]
     pub refresh_in: Option<u64>,
+    /// Answer with a redirect (`status`, default 307) to this URL instead of a token.
+    #[serde(default)]
+    pub redirect: Option<String>,
 }
 
 /// Parses a JSON array of faults (a single fault object is accepted too).

@@ -473,6 +473,13 @@ impl Emulator {
         if f.drop {
             return Err(Dropped);
         }
+        if let Some(target) = &f.redirect {
+            let mut r = raw_resp(f.status.unwrap_or(307), "text/plain", b"moved".to_vec());
+            if let Ok(v) = HeaderValue::from_str(target) {
+                r.headers_mut().insert(hyper::header::LOCATION, v);
+            }
+            return Ok(FaultAction::Respond(with_note(r, "fault redirect")));
+        }
         if let Some(status) = f.status {
             let msg = format!("pgentra-emulator injected fault (HTTP {status})");
             let mut r = match ep {

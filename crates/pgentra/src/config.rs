@@ -79,6 +79,9 @@ pub struct Options {
     pub scope: Option<String>,
     pub authority_host: Option<String>,
     pub allow_insecure: Option<bool>,
+    /// Keep `sslmode=require` for Azure servers instead of raising it to `verify-full`
+    /// (`PGENTRA_ALLOW_UNVERIFIED_TLS`).
+    pub allow_unverified_tls: Option<bool>,
     /// Total deadline for one token acquisition, retries included (default 30 s).
     pub timeout: Option<std::time::Duration>,
 }
@@ -107,6 +110,7 @@ pub struct Config {
     pub scope: String,
     pub authority_host: String,
     pub allow_insecure: bool,
+    pub allow_unverified_tls: bool,
     pub timeout: std::time::Duration,
     /// `IDENTITY_ENDPOINT`, `IDENTITY_HEADER`, `IMDS_ENDPOINT` (managed identity hosts).
     pub identity_endpoint: Option<String>,
@@ -191,6 +195,7 @@ impl Config {
 
         // 1. The connection string (code, else environment).
         let mut params = ConnParams::default();
+        let mut code_cs = None;
         let cs = match &options.connection_string {
             Some(s) => Some(("connection_string argument".to_string(), s.clone())),
             None => pv.get("CONNECTIONSTRING"),
@@ -198,10 +203,15 @@ impl Config {
         if let Some((var, s)) = cs {
             let (dialect, p) = conninfo::parse(&s).map_err(|e| e.context(&var))?;
             sources.connection_string = Some((var, dialect));
-            params = p;
+            if options.connection_string.is_some() {
+                code_cs = Some(p);
+            } else {
+                params = p;
+            }
         }
 
-        // 2. Discrete variables override the connection string's values.
+        // 2. Discrete variables override the environment's connection string, but not one
+        // passed by code: values passed by code win over the environment.
         let mut discrete = ConnParams::default();
         if let Some((var, v)) = pv.get("HOST") {
             if v.trim().is_empty() {
@@ -248,6 +258,9 @@ impl Config {
             sources.discrete.push(var);
         }
         params.overlay(discrete);
+        if let Some(p) = code_cs {
+            params.overlay(p);
+        }
 
         // 3. Code overrides.
         let code = ConnParams {
@@ -258,6 +271,7 @@ impl Config {
             password: options.password.clone(),
             sslmode: options.sslmode,
             extra: vec![],
+            system_roots: false,
         };
         params.overlay(code);
 
@@ -359,6 +373,9 @@ impl Config {
         let allow_insecure = options
             .allow_insecure
             .unwrap_or_else(|| env.get("PGENTRA_ALLOW_INSECURE").map(|v| truthy(&v)).unwrap_or(false));
+        let allow_unverified_tls = options
+            .allow_unverified_tls
+            .unwrap_or_else(|| env.get("PGENTRA_ALLOW_UNVERIFIED_TLS").map(|v| truthy(&v)).unwrap_or(false));
         let timeout = match options.timeout {
             Some(t) => t,
             None => match env.get("PGENTRA_TIMEOUT") {
@@ -397,6 +414,7 @@ impl Config {
             scope,
             authority_host,
             allow_insecure,
+            allow_unverified_tls,
             timeout,
             identity_endpoint,
             identity_header,
@@ -415,7 +433,13 @@ impl Config {
         }
     }
 
-    /// The refusal to send a token without TLS.
+    /// What the caller allowed of the TLS policy.
+    pub fn tls_policy(&self) -> crate::tls::TlsPolicy {
+        crate::tls::TlsPolicy { allow_insecure: self.allow_insecure, allow_unverified: self.allow_unverified_tls }
+    }
+
+    /// The refusal to send a token without TLS, checked before any identity request (the final
+    /// parameters are checked again by `tls::secure`).
     pub fn check_tls_policy(&self) -> Result<()> {
         let mode = self.params.sslmode.unwrap_or(SslMode::Require);
         if !mode.guarantees_tls() && !self.allow_insecure {

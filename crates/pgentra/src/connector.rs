@@ -7,8 +7,29 @@ use crate::conninfo::{ConnParams, Format};
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity;
 use crate::runtime;
+use crate::conninfo::SslMode;
 use crate::secret::Secret;
+use crate::tls::{self, TlsDecision};
 use std::sync::Arc;
+
+/// Apply a caller's values (libpq keywords) to `p`. Returns whether the caller set the
+/// password (then it is theirs, and no token is attached).
+fn apply_overrides(p: &mut ConnParams, overrides: &[(String, Option<String>)]) -> Result<bool> {
+    let mut caller_password = false;
+    for (k, v) in overrides {
+        match (k.as_str(), v) {
+            // Removing sslmode would let the driver fall back to PGSSLMODE or `prefer`: the
+            // configured mode stays.
+            ("sslmode", None) => {}
+            ("password", Some(_)) => {
+                caller_password = true;
+                p.set_value(k, v.clone())?;
+            }
+            _ => p.set_value(k, v.clone())?,
+        }
+    }
+    Ok(caller_password)
+}
 
 /// Reaches one Azure Database for PostgreSQL server with a password or an Entra ID token.
 /// Cheap to clone; share one per process (it holds the token cache).
@@ -221,13 +242,14 @@ impl Connector {
         }
     }
 
-    fn assemble(&self, cached: Option<&Cached>) -> Result<ConnParams> {
+    fn assemble(&self, cached: Option<&Cached>, overrides: &[(String, Option<String>)]) -> Result<ConnParams> {
         let config = &self.inner.config;
         let mut p = config.params.clone();
-        let Some(c) = cached else {
+        let caller_password = apply_overrides(&mut p, overrides)?;
+        let Some(c) = cached.filter(|_| !caller_password) else {
+            tls::secure(&mut p, config.tls_policy(), false)?;
             return Ok(p);
         };
-        config.check_tls_policy()?;
         if p.user.is_none() {
             let derived = c.claims.as_ref().and_then(|cl| cl.user_name());
             match derived {
@@ -241,32 +263,100 @@ impl Connector {
             }
         }
         p.password = Some(c.token.clone());
+        // The one check of what leaves pgentra, after every value is in place.
+        tls::secure(&mut p, config.tls_policy(), true)?;
         Ok(p)
     }
 
     /// The connection parameters with the password or a current token (blocking).
     pub fn params(&self) -> Result<ConnParams> {
-        if self.is_password_mode() {
-            return self.assemble(None);
-        }
-        self.inner.config.check_tls_policy()?;
-        let c = self.cached_blocking()?;
-        self.assemble(Some(&c))
+        self.params_with(&[])
     }
 
     /// The connection parameters with the password or a current token (async).
     pub async fn params_async(&self) -> Result<ConnParams> {
+        self.params_with_async(&[]).await
+    }
+
+    /// The connection parameters after the caller's own values (libpq keywords; `None`
+    /// removes a key), checked by the TLS policy as they will leave: a weaker sslmode never
+    /// replaces a stricter one, and an Azure server gets `verify-full`. Every integration that
+    /// lets its user add values passes them here rather than merging them afterwards.
+    pub fn params_with(&self, overrides: &[(String, Option<String>)]) -> Result<ConnParams> {
         if self.is_password_mode() {
-            return self.assemble(None);
+            return self.assemble(None, overrides);
         }
-        self.inner.config.check_tls_policy()?;
+        self.precheck(overrides)?;
+        let c = self.cached_blocking()?;
+        self.assemble(Some(&c), overrides)
+    }
+
+    /// `params_with`, async.
+    pub async fn params_with_async(&self, overrides: &[(String, Option<String>)]) -> Result<ConnParams> {
+        if self.is_password_mode() {
+            return self.assemble(None, overrides);
+        }
+        self.precheck(overrides)?;
         let c = self.cached_async().await?;
-        self.assemble(Some(&c))
+        self.assemble(Some(&c), overrides)
+    }
+
+    /// Refuse before any identity request what the final check would refuse anyway.
+    fn precheck(&self, overrides: &[(String, Option<String>)]) -> Result<()> {
+        let config = &self.inner.config;
+        let mut p = config.params.clone();
+        apply_overrides(&mut p, overrides)?;
+        let mode = p.sslmode.unwrap_or(SslMode::Require);
+        if !mode.guarantees_tls() && !config.allow_insecure {
+            return tls::secure(&mut p, config.tls_policy(), true).map(|_| ());
+        }
+        Ok(())
+    }
+
+    /// The parameters as they will leave, after the caller's own values, without waiting for
+    /// a token and without the password (unless the caller gave one): the TLS policy applied.
+    /// For integrations that build a driver's configuration before the first connection
+    /// (the token then comes per connection, through `params_with`).
+    pub fn settings_with(&self, overrides: &[(String, Option<String>)]) -> Result<ConnParams> {
+        let config = &self.inner.config;
+        let mut p = config.params.clone();
+        let caller_password = apply_overrides(&mut p, overrides)?;
+        if !caller_password {
+            p.password = None;
+        }
+        tls::secure(&mut p, config.tls_policy(), !self.is_password_mode() && !caller_password)?;
+        Ok(p)
+    }
+
+    /// Which TLS rule applies to this connector's parameters and why (for `pgentra check`),
+    /// without any identity request.
+    pub fn tls_decision(&self) -> Result<TlsDecision> {
+        let config = &self.inner.config;
+        let mut p = config.params.clone();
+        tls::secure(&mut p, config.tls_policy(), !self.is_password_mode())
+    }
+
+    /// Check parameters that an integration built itself from this connector's (for example
+    /// a driver's own configuration object after its user's values were merged in) and
+    /// complete them as they must leave: the same check as `params_with`.
+    pub fn secure(&self, p: &mut ConnParams, token: bool) -> Result<TlsDecision> {
+        tls::secure(p, self.inner.config.tls_policy(), token)
     }
 
     /// The connection string in the given format, with the password or a current token.
     pub fn connection_string(&self, format: Format) -> Result<String> {
         Self::render(self.params()?, format)
+    }
+
+    /// The connection string after the caller's own values (see `params_with`).
+    pub fn connection_string_with(&self, format: Format, overrides: &[(String, Option<String>)]) -> Result<String> {
+        Self::render(self.params_with(overrides)?, format)
+    }
+
+    /// The connection string as it will leave, without a password or token (see
+    /// `settings_with`): for a driver configuration whose password comes per connection.
+    pub fn settings_string_with(&self, format: Format, overrides: &[(String, Option<String>)]) -> Result<String> {
+        Self::render(self.settings_with(overrides)?, format)
     }
 
     pub async fn connection_string_async(&self, format: Format) -> Result<String> {

@@ -6,8 +6,8 @@ use crate::secret::Secret;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::fmt::Write as _;
 
-/// libpq's `sslmode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// libpq's `sslmode`, ordered from the weakest to the strictest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SslMode {
     Disable,
     Allow,
@@ -123,6 +123,10 @@ pub struct ConnParams {
     pub sslmode: Option<SslMode>,
     /// Other parameters, as (libpq keyword, value).
     pub extra: Vec<(String, String)>,
+    /// The `sslrootcert` in `extra` is the machine's CA bundle, chosen by pgentra's TLS policy
+    /// (see `tls::secure`), not the caller's: formats whose drivers have a trust store of their
+    /// own (JDBC, ADO.NET) use that store instead of the file.
+    pub system_roots: bool,
 }
 
 /// libpq keywords that pgentra passes through (PQconninfoOptions of PostgreSQL 15/16).
@@ -137,6 +141,11 @@ const LIBPQ_KEYWORDS: &[&str] = &[
     "target_session_attrs", "load_balance_hosts", "sslcertmode", "require_auth", "sslnegotiation",
 ];
 
+/// Whether `key` is a libpq connection parameter that pgentra passes through.
+pub fn is_libpq_keyword(key: &str) -> bool {
+    LIBPQ_KEYWORDS.contains(&key)
+}
+
 /// libpq's strings end at a NUL byte: a value carrying one would be cut short, and with it
 /// whatever follows (sslmode among them). Refused wherever a connection string comes in.
 fn refuse_nul(s: &str) -> Result<()> {
@@ -146,25 +155,68 @@ fn refuse_nul(s: &str) -> Result<()> {
     Ok(())
 }
 
-/// Parse a port number (1–65535), with an error that says what to use.
+/// Parse a port number (1–65535), with an error that says what to use. The value is never
+/// quoted in the error: text in the port's place can be a piece of a password (a URI whose
+/// password holds a `/` puts it there, as libpq reads it).
 pub fn parse_port(value: &str) -> Result<u16> {
     match value.trim().parse::<u32>() {
         Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
-        Ok(p) => Err(Error::config(format!("port {p} is out of range; use a number from 1 to 65535 (Azure uses 5432)"))),
-        Err(_) => Err(Error::config(format!(
-            "port '{}' is not a number; use a number from 1 to 65535 (Azure uses 5432)",
-            value.trim()
-        ))),
+        Ok(_) => Err(Error::config("the port is out of range; use a number from 1 to 65535 (Azure uses 5432)")),
+        Err(_) => Err(Error::config(
+            "the port is not a number; use a number from 1 to 65535 (Azure uses 5432); in a URI, percent-encode '/', ':', '@', '?' and '#' in the password",
+        )),
     }
 }
 
 fn parse_sslmode(value: &str, key: &str) -> Result<SslMode> {
     SslMode::parse(value).ok_or_else(|| {
         Error::config(format!(
-            "unknown {key} '{value}'; use one of disable, allow, prefer, require, verify-ca, verify-full (Azure needs require or stricter)"
+            "the value of {key} is not an sslmode; use one of disable, allow, prefer, require, verify-ca, verify-full (Azure needs require or stricter)"
         ))
     })
 }
+
+/// How a parse error names text found where a key belongs. A known key is named; anything
+/// else is never quoted, because it may be a piece of a password whose value was not quoted,
+/// and is described by position and by the known key it resembles.
+fn key_label(key: &str, known: &[&str], pair: usize) -> String {
+    if known.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+        return format!("key '{key}'");
+    }
+    let lower = key.to_ascii_lowercase();
+    let near = known
+        .iter()
+        .map(|k| (edit_distance(&lower, &k.to_ascii_lowercase()), *k))
+        .filter(|(d, k)| *d <= 2 && *d < k.len())
+        .min_by_key(|(d, _)| *d);
+    match near {
+        Some((_, k)) => format!("an unknown key in pair {pair} (did you mean '{k}'?)"),
+        None => format!("an unknown key in pair {pair}"),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len().abs_diff(b.len()) > 2 || a.len() > 64 {
+        return usize::MAX;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// ADO.NET keys as Npgsql spells them (for error messages).
+const ADO_KEYS: &[&str] = &[
+    "Server", "Host", "Port", "Database", "User Id", "Username", "Password", "Ssl Mode", "SslMode",
+    "Timeout", "Application Name", "Options", "Target Session Attributes", "Root Certificate",
+    "SSL Certificate", "SSL Key", "SSL Password", "Keepalive",
+];
 
 impl ConnParams {
     /// Set a parameter given its libpq keyword.
@@ -198,7 +250,47 @@ impl ConnParams {
         Ok(())
     }
 
-    /// Overlay: every field set in `other` replaces ours.
+    /// A caller's value for a libpq keyword (`None` removes it). A weaker sslmode never
+    /// replaces a stricter one.
+    pub fn set_value(&mut self, key: &str, value: Option<String>) -> Result<()> {
+        if !LIBPQ_KEYWORDS.contains(&key) {
+            return Err(Error::config(format!(
+                "'{key}' is not a libpq connection parameter; use keywords such as host, port, dbname, user, sslmode, sslrootcert, application_name"
+            )));
+        }
+        let Some(value) = value else {
+            match key {
+                "host" => self.host = None,
+                "port" => self.port = None,
+                "dbname" => self.dbname = None,
+                "user" => self.user = None,
+                "password" => self.password = None,
+                "sslmode" => {}
+                _ => {
+                    self.extra.retain(|(k, _)| k != key);
+                    if key == "sslrootcert" {
+                        self.system_roots = false;
+                    }
+                }
+            }
+            return Ok(());
+        };
+        if value.contains('\0') {
+            return Err(Error::config(format!("the value of '{key}' contains a NUL character; remove it (libpq would cut the value there)")));
+        }
+        if key == "sslmode" {
+            let m = parse_sslmode(&value, "sslmode")?;
+            self.sslmode = Some(self.sslmode.map_or(m, |s| s.max(m)));
+            return Ok(());
+        }
+        if key == "sslrootcert" {
+            self.system_roots = false;
+        }
+        self.set_libpq(key, value)
+    }
+
+    /// Overlay: every field set in `other` replaces ours, except that a weaker sslmode never
+    /// replaces a stricter one.
     pub fn overlay(&mut self, other: ConnParams) {
         if other.host.is_some() {
             self.host = other.host;
@@ -215,8 +307,8 @@ impl ConnParams {
         if other.password.is_some() {
             self.password = other.password;
         }
-        if other.sslmode.is_some() {
-            self.sslmode = other.sslmode;
+        if let Some(m) = other.sslmode {
+            self.sslmode = Some(self.sslmode.map_or(m, |s| s.max(m)));
         }
         for (k, v) in other.extra {
             let _ = self.set_libpq(&k, v);
@@ -239,6 +331,7 @@ impl std::fmt::Debug for ConnParams {
             .field("password", &self.password)
             .field("sslmode", &self.sslmode)
             .field("extra", &extra)
+            .field("system_roots", &self.system_roots)
             .finish()
     }
 }
@@ -304,6 +397,7 @@ pub fn parse_libpq(s: &str) -> Result<ConnParams> {
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
     let n = chars.len();
+    let mut pair = 0;
     loop {
         while i < n && chars[i].is_whitespace() {
             i += 1;
@@ -311,17 +405,20 @@ pub fn parse_libpq(s: &str) -> Result<ConnParams> {
         if i >= n {
             break;
         }
+        pair += 1;
         let kstart = i;
         while i < n && chars[i] != '=' && !chars[i].is_whitespace() {
             i += 1;
         }
         let key: String = chars[kstart..i].iter().collect();
+        let label = || key_label(&key, LIBPQ_KEYWORDS, pair);
         while i < n && chars[i].is_whitespace() {
             i += 1;
         }
         if i >= n || chars[i] != '=' {
             return Err(Error::config(format!(
-                "missing '=' after key '{key}' in libpq keyword/value string; write key=value pairs separated by spaces"
+                "missing '=' after {} in libpq keyword/value string; write key=value pairs separated by spaces, and quote a value that holds spaces: password='...'",
+                label()
             )));
         }
         i += 1;
@@ -352,7 +449,8 @@ pub fn parse_libpq(s: &str) -> Result<ConnParams> {
             }
             if !closed {
                 return Err(Error::config(format!(
-                    "unterminated quoted value for key '{key}'; close it with a single quote and escape inner quotes as \\'"
+                    "unterminated quoted value for {}; close it with a single quote and escape inner quotes as \\'",
+                    label()
                 )));
             }
         } else {
@@ -368,7 +466,8 @@ pub fn parse_libpq(s: &str) -> Result<ConnParams> {
         }
         if !LIBPQ_KEYWORDS.contains(&key.as_str()) {
             return Err(Error::config(format!(
-                "unknown key '{key}' in libpq keyword/value string; expected keys such as host, port, dbname, user, password, sslmode"
+                "{} in libpq keyword/value string; expected keys such as host, port, dbname, user, password, sslmode, and a value with spaces in single quotes",
+                label()
             )));
         }
         out.set_libpq(&key, value)?;
@@ -450,16 +549,22 @@ pub fn parse_uri(s: &str) -> Result<ConnParams> {
         }
     }
     if let Some(q) = query {
-        for pair in q.split('&').filter(|p| !p.is_empty()) {
+        for (n, pair) in q.split('&').filter(|p| !p.is_empty()).enumerate() {
             let (k, v) = pair.split_once('=').ok_or_else(|| {
-                Error::config(format!("URI parameter '{}' has no '='", pair.split('=').next().unwrap_or("")))
+                Error::config(format!("URI parameter {} has no '='; write key=value, and percent-encode '&' inside a value", n + 1))
             })?;
             let k = decode(k, "a URI parameter name")?;
+            if !LIBPQ_KEYWORDS.contains(&k.as_str()) && k != "ssl" {
+                return Err(Error::config(format!(
+                    "{} in the URI's parameters; use libpq keywords such as sslmode, application_name",
+                    key_label(&k, LIBPQ_KEYWORDS, n + 1)
+                )));
+            }
             let v = decode(v, &format!("URI parameter '{k}'"))?;
             let k = if k == "ssl" && v == "true" { "sslmode".to_string() } else { k };
             let v = if k == "sslmode" && v == "true" { "require".to_string() } else { v };
             if !LIBPQ_KEYWORDS.contains(&k.as_str()) {
-                return Err(Error::config(format!("unknown URI parameter '{k}'")));
+                return Err(Error::config(format!("URI parameter '{k}' must be true (or use sslmode=)")));
             }
             out.set_libpq(&k, v)?;
         }
@@ -513,9 +618,9 @@ pub fn parse_jdbc(s: &str) -> Result<ConnParams> {
         for pair in q.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let k = decode(k, "a JDBC parameter name")?;
-            let v = decode(v, &format!("JDBC parameter '{k}'"))?;
+            let v = decode(v, "a JDBC parameter's value")?;
             match k.as_str() {
-                "user" | "password" | "sslmode" | "dbname" => out.set_libpq(&k, v)?,
+                "user" | "password" | "sslmode" | "dbname" | "sslrootcert" => out.set_libpq(&k, v)?,
                 "ssl" if v.eq_ignore_ascii_case("true") && out.sslmode.is_none() => {
                     out.sslmode = Some(SslMode::Require);
                 }
@@ -564,6 +669,7 @@ pub fn parse_ado(s: &str) -> Result<ConnParams> {
     let chars: Vec<char> = s.chars().collect();
     let n = chars.len();
     let mut i = 0;
+    let mut pair = 0;
     loop {
         while i < n && (chars[i].is_whitespace() || chars[i] == ';') {
             i += 1;
@@ -590,10 +696,19 @@ pub fn parse_ado(s: &str) -> Result<ConnParams> {
             i += 1;
         }
         let _ = kstart;
+        pair += 1;
         let key = key.trim().to_string();
+        let label = || {
+            if ado_field(&normalize_ado_key(&key)).is_some() {
+                format!("key '{key}'")
+            } else {
+                key_label(&key, ADO_KEYS, pair)
+            }
+        };
         if i >= n || chars[i] != '=' {
             return Err(Error::config(format!(
-                "missing '=' after key '{key}' in ADO.NET string; write Key=Value; pairs"
+                "missing '=' after {} in ADO.NET string; write Key=Value; pairs, and double-quote a value that holds ';'",
+                label()
             )));
         }
         i += 1;
@@ -621,7 +736,8 @@ pub fn parse_ado(s: &str) -> Result<ConnParams> {
             }
             if !closed {
                 return Err(Error::config(format!(
-                    "unterminated quoted value for key '{key}' in ADO.NET string; close the quote and double any quote inside"
+                    "unterminated quoted value for {} in ADO.NET string; close the quote and double any quote inside",
+                    label()
                 )));
             }
             while i < n && chars[i].is_whitespace() {
@@ -629,7 +745,8 @@ pub fn parse_ado(s: &str) -> Result<ConnParams> {
             }
             if i < n && chars[i] != ';' {
                 return Err(Error::config(format!(
-                    "unexpected text after the quoted value of key '{key}' in ADO.NET string; end the pair with ';'"
+                    "unexpected text after the quoted value of {} in ADO.NET string; end the pair with ';'",
+                    label()
                 )));
             }
         } else {
@@ -642,7 +759,8 @@ pub fn parse_ado(s: &str) -> Result<ConnParams> {
         let norm = normalize_ado_key(&key);
         let field = ado_field(&norm).ok_or_else(|| {
             Error::config(format!(
-                "unknown key '{key}' in ADO.NET string; expected keys such as Server, Port, Database, User Id, Password, Ssl Mode"
+                "{} in ADO.NET string; expected keys such as Server, Port, Database, User Id, Password, Ssl Mode, and a value holding ';' in double quotes",
+                label()
             ))
         })?;
         if field != "password" && (value.contains(" host=") || value.contains(" dbname=") || value.contains(" user=")) {
@@ -776,6 +894,12 @@ impl ConnParams {
             libpq_value(&mut out, &v);
         }
         out
+    }
+
+    /// Every parameter that is set, as (libpq keyword, value), password included: a caller's
+    /// values in the form `Connector::params_with` takes.
+    pub fn as_overrides(&self) -> Vec<(String, Option<String>)> {
+        self.ordered().into_iter().map(|(k, v)| (k.to_string(), Some(v))).collect()
     }
 
     fn ordered(&self) -> Vec<(&str, String)> {
@@ -914,6 +1038,8 @@ impl ConnParams {
                 "connect_timeout" => "Timeout",
                 "options" => "Options",
                 "target_session_attrs" => "Target Session Attributes",
+                // Npgsql verifies against the system's store by itself.
+                "sslrootcert" if self.system_roots => continue,
                 "sslrootcert" => "Root Certificate",
                 "sslcert" => "SSL Certificate",
                 "sslkey" => "SSL Key",
@@ -946,6 +1072,15 @@ impl ConnParams {
         if let Some(s) = self.sslmode {
             let _ = write!(out, "{sep}sslmode={}", s.as_str());
             sep = '&';
+            if matches!(s, SslMode::VerifyCa | SslMode::VerifyFull) {
+                if self.system_roots {
+                    // The JVM's trust store (pgJDBC's default factory would read
+                    // ~/.postgresql/root.crt instead).
+                    let _ = write!(out, "{sep}sslfactory=org.postgresql.ssl.DefaultJavaSSLFactory");
+                } else if let Some(root) = self.get_extra("sslrootcert") {
+                    let _ = write!(out, "{sep}sslrootcert={}", enc(root));
+                }
+            }
         }
         if let Some(u) = &self.user {
             let _ = write!(out, "{sep}user={}", enc(u));
@@ -981,6 +1116,9 @@ impl ConnParams {
         field(&mut out, "user", self.user.as_deref(), false);
         field(&mut out, "password", self.password.as_ref().map(|p| p.expose()), false);
         field(&mut out, "sslmode", self.sslmode.map(|s| s.as_str()), false);
+        if let Some(root) = self.get_extra("sslrootcert") {
+            field(&mut out, "sslrootcert", Some(root), false);
+        }
         out.push('}');
         out
     }
@@ -1007,6 +1145,9 @@ impl ConnParams {
         if let Some(s) = self.sslmode {
             push("PGSSLMODE", s.as_str());
         }
+        if let Some(root) = self.get_extra("sslrootcert") {
+            push("PGSSLROOTCERT", root);
+        }
         format!("export {}", parts.join(" "))
     }
 
@@ -1031,7 +1172,15 @@ impl ConnParams {
         if let Some(s) = self.sslmode {
             v.push(("PGSSLMODE", s.as_str().to_string()));
         }
+        if let Some(root) = self.get_extra("sslrootcert") {
+            v.push(("PGSSLROOTCERT", root.to_string()));
+        }
         v
+    }
+
+    /// The value of another libpq parameter, if set.
+    pub fn get_extra(&self, key: &str) -> Option<&str> {
+        self.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -1048,6 +1197,7 @@ mod tests {
             password: Some(Secret::new(pw)),
             sslmode: Some(SslMode::Require),
             extra: vec![],
+            system_roots: false,
         }
     }
 
@@ -1083,13 +1233,33 @@ mod tests {
         let e = parse_libpq("host=h sslmode=sometimes").unwrap_err();
         assert!(e.message().contains("sslmode"), "{e}");
         let e = parse_libpq("host=h port=70000").unwrap_err();
-        assert!(e.message().contains("70000") && e.message().contains("port"), "{e}");
+        assert!(e.message().contains("out of range") && e.message().contains("port") && !e.message().contains("70000"), "{e}");
         let e = parse("host=h dbname=d;User Id=u").unwrap_err();
         assert!(e.message().contains("mixed") || e.message().contains("unknown key"), "{e}");
         let e = parse_ado("Server=h;Password=\"abc").unwrap_err();
         assert!(e.message().contains("Password") && !e.message().contains("abc"), "{e}");
+        // An unknown key is never quoted (it may be a piece of an unquoted password).
         let e = parse_ado("Server=h;Bogus Key=1").unwrap_err();
-        assert!(e.message().contains("Bogus Key"), "{e}");
+        assert!(e.message().contains("an unknown key in pair 2") && !e.message().contains("Bogus"), "{e}");
+        let e = parse_ado("Server=h;Passwrd=x").unwrap_err();
+        assert!(e.message().contains("did you mean 'Password'?"), "{e}");
+        // The example of issue #13: a '/' in a URI's password.
+        let e = parse("postgresql://app:Xy7/QpZ+w9@host/db").unwrap_err();
+        assert!(!e.message().contains("Xy7") && e.message().contains("port"), "{e}");
+    }
+
+    #[test]
+    fn caller_values_never_lower_sslmode() {
+        let mut p = ConnParams { sslmode: Some(SslMode::VerifyFull), ..Default::default() };
+        p.set_value("sslmode", Some("require".into())).unwrap();
+        p.set_value("sslmode", None).unwrap();
+        assert_eq!(p.sslmode, Some(SslMode::VerifyFull));
+        p.overlay(ConnParams { sslmode: Some(SslMode::Disable), ..Default::default() });
+        assert_eq!(p.sslmode, Some(SslMode::VerifyFull));
+        let mut p = ConnParams { sslmode: Some(SslMode::Require), ..Default::default() };
+        p.set_value("sslmode", Some("verify-full".into())).unwrap();
+        assert_eq!(p.sslmode, Some(SslMode::VerifyFull));
+        assert!(p.set_value("colour", Some("x".into())).is_err());
     }
 
     #[test]
@@ -1127,10 +1297,53 @@ mod tests {
     mod prop {
         use super::*;
         use proptest::prelude::*;
+
+        /// Every way a careless caller puts a password into each dialect: raw, naively quoted.
+        fn embeddings(pw: &str) -> Vec<String> {
+            vec![
+                format!("host=h password={pw} dbname=d"),
+                format!("host=h password='{pw}' dbname=d"),
+                format!("host=h dbname=d password={pw}"),
+                format!("postgresql://app:{pw}@host/db"),
+                format!("postgresql://host/db?password={pw}&sslmode=require"),
+                format!("postgres://{pw}@host:5432/db"),
+                format!("Server=h;Password={pw};Database=d"),
+                format!("Server=h;Password=\"{pw}\";Database=d"),
+                format!("Server=h;Password='{pw}'"),
+                format!("jdbc:postgresql://h:5432/db?password={pw}&user=u"),
+                format!("jdbc:postgresql://h:{pw}/db"),
+            ]
+        }
+
+        fn assert_no_fragment(pw: &str, input: &str, shown: &str) -> Result<(), TestCaseError> {
+            let chars: Vec<char> = pw.chars().collect();
+            for w in chars.windows(4) {
+                let frag: String = w.iter().collect();
+                prop_assert!(!shown.contains(&frag), "fragment {:?} of the password in {:?} (input {:?})", frag, shown, input);
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            /// No run of four characters of a password ever appears in a parse error, its
+            /// Display or its Debug, in any dialect (issue #13, item 6).
+            #[test]
+            fn parse_errors_never_carry_a_fragment_of_the_password(
+                pw in "[A-Z0-9 !\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~]{4,24}"
+            ) {
+                for input in embeddings(&pw) {
+                    if let Err(e) = parse(&input) {
+                        assert_no_fragment(&pw, &input, &format!("{e} {e:?}"))?;
+                    }
+                }
+            }
+        }
+
         proptest! {
             #[test]
             fn round_trip(user in "\\PC{0,20}", pw in "\\PC{0,40}", db in "\\PC{1,20}", host in "[a-z][a-z0-9.-]{0,20}") {
-                let c = ConnParams { host: Some(host), port: Some(5432), dbname: Some(db), user: Some(user), password: Some(Secret::new(pw)), sslmode: Some(SslMode::Require), extra: vec![] };
+                let c = ConnParams { host: Some(host), port: Some(5432), dbname: Some(db), user: Some(user), password: Some(Secret::new(pw)), sslmode: Some(SslMode::Require), extra: vec![], system_roots: false };
                 for f in [Format::Libpq, Format::Uri, Format::Ado, Format::Jdbc] {
                     let s = c.render(f);
                     let (_, back) = parse(&s).map_err(|e| TestCaseError::fail(format!("{f:?} {s}: {e}")))?;

@@ -203,6 +203,29 @@ pub(crate) fn service_error(status: u16, body: &[u8], what: &str, hint: &str) ->
     e
 }
 
+/// A 3xx answer: identity requests never follow redirects (the request carries the identity
+/// header, a client secret or assertion, or a federated token). The error names the status and
+/// the target's host, never the whole target (its query could carry anything).
+fn redirect_refused(resp: &reqwest::Response, what: &str) -> Option<Attempt> {
+    let status = resp.status().as_u16();
+    if !(300..400).contains(&status) {
+        return None;
+    }
+    let target = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(|l| match reqwest::Url::parse(l).or_else(|_| resp.url().join(l)) {
+            Ok(u) => u.host_str().map(|h| format!("host {h}")).unwrap_or_else(|| "a target without a host".to_string()),
+            Err(_) => "an unreadable target".to_string(),
+        })
+        .unwrap_or_else(|| "no Location".to_string());
+    Some(Attempt::Permanent(Error::new(
+        ErrorKind::IdentityService,
+        format!("{what} answered HTTP {status}, a redirect to {target}; identity requests never follow redirects, so nothing was sent there; check IDENTITY_ENDPOINT / AZURE_AUTHORITY_HOST"),
+    )))
+}
+
 fn is_transient_status(status: u16, imds: bool) -> bool {
     status == 429 || status >= 500 || (imds && (status == 404 || status == 410))
 }
@@ -350,6 +373,9 @@ impl ManagedIdentity {
     }
 
     async fn finish(&self, resp: reqwest::Response, what: &str) -> Attempt {
+        if let Some(refused) = redirect_refused(&resp, what) {
+            return refused;
+        }
         let status = resp.status().as_u16();
         let ra = retry_after(&resp);
         let body = match resp.bytes().await {
@@ -505,6 +531,9 @@ impl Entra {
             Ok(r) => r,
             Err(e) => return classify_reqwest(e, &what),
         };
+        if let Some(refused) = redirect_refused(&resp, &what) {
+            return refused;
+        }
         let status = resp.status().as_u16();
         let ra = retry_after(&resp);
         let bytes = match resp.bytes().await {

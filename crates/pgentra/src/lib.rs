@@ -23,6 +23,7 @@ pub mod error;
 pub mod identity;
 pub mod runtime;
 pub mod secret;
+pub mod tls;
 
 pub use claims::Claims;
 pub use cloud::Cloud;
@@ -31,6 +32,7 @@ pub use conninfo::{ConnParams, Dialect, Format, SslMode};
 pub use connector::{Connector, TokenInfo};
 pub use error::{Error, ErrorKind, Result};
 pub use secret::Secret;
+pub use tls::{TlsDecision, TlsPolicy, TlsRule};
 
 /// Entry points for the fuzz targets in `fuzz/` (not part of the stable API).
 #[doc(hidden)]

@@ -46,6 +46,9 @@ fn build() -> Result<Shared> {
         .connect_timeout(std::time::Duration::from_secs(5))
         .timeout(std::time::Duration::from_secs(20))
         .no_proxy()
+        // Identity requests never follow a redirect: the identity header, a client secret or
+        // assertion and a federated token go to the endpoint configured, nowhere else.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("pgentra/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot build the HTTP client: {e}")))?;

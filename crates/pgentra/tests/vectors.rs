@@ -16,6 +16,7 @@ fn cases() -> Vec<(&'static str, ConnParams)> {
         password: Some(Secret::new(pw)),
         sslmode: Some(ssl),
         extra: vec![],
+        system_roots: false,
     };
     let all = "a b'c\"d\\e;f=g@h/i?j#k%l ü";
     vec![

@@ -112,3 +112,122 @@ pub fn cli(args: &[&str], vars: &HashMap<String, String>) -> Output {
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// A fake PostgreSQL server on 127.0.0.1 that records whether a client sent it a password.
+/// With `tls` it accepts TLS with the harness's server certificate (which names localhost,
+/// 127.0.0.1 and `PGENTRA_TEST_AZURE_HOST`, never `PGENTRA_TEST_WRONG_HOST`); without, it
+/// declines TLS. Either way it then asks for a cleartext password, as Azure's servers do.
+pub struct FakePg {
+    pub port: u16,
+    received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakePg {
+    pub fn start(tls: bool) -> FakePg {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = received.clone();
+        let config = tls.then(|| std::sync::Arc::new(server_tls_config()));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = log.clone();
+                let config = config.clone();
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                    let _ = fake_session(stream, config, &log);
+                });
+            }
+        });
+        FakePg { port, received }
+    }
+
+    /// What the fake server saw: "connection", "tls", "startup", "password".
+    pub fn events(&self) -> Vec<String> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn got_password(&self) -> bool {
+        self.events().iter().any(|e| e == "password")
+    }
+}
+
+fn server_tls_config() -> rustls::ServerConfig {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = format!("{}/pg", h("PGENTRA_TEST_DIR"));
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(format!("{dir}/server.crt")).unwrap().map(|c| c.unwrap()).collect();
+    let key = PrivateKeyDer::from_pem_file(format!("{dir}/server.key")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap()
+}
+
+fn read_msg(r: &mut dyn Read, tagged: bool) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut tag = [0u8; 1];
+    if tagged {
+        r.read_exact(&mut tag)?;
+    }
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let n = u32::from_be_bytes(len).saturating_sub(4).min(1 << 20) as usize;
+    let mut body = vec![0u8; n];
+    r.read_exact(&mut body)?;
+    Ok((tag[0], body))
+}
+
+fn fake_session(
+    mut tcp: TcpStream,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    log: &std::sync::Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    let note = |e: &str| log.lock().unwrap().push(e.to_string());
+    note("connection");
+    let (_, first) = read_msg(&mut tcp, false)?;
+    let is_ssl_request = first.len() == 4 && u32::from_be_bytes([first[0], first[1], first[2], first[3]]) == 80877103;
+    let mut stream: Box<dyn ReadWrite> = if is_ssl_request {
+        match tls {
+            Some(cfg) => {
+                tcp.write_all(b"S")?;
+                let conn = rustls::ServerConnection::new(cfg).map_err(std::io::Error::other)?;
+                let mut s = rustls::StreamOwned::new(conn, tcp);
+                while s.conn.is_handshaking() {
+                    s.conn.complete_io(&mut s.sock)?;
+                }
+                note("tls");
+                Box::new(s)
+            }
+            None => {
+                tcp.write_all(b"N")?;
+                Box::new(tcp)
+            }
+        }
+    } else {
+        Box::new(tcp)
+    };
+    if is_ssl_request {
+        read_msg(&mut stream, false)?;
+    }
+    note("startup");
+    // AuthenticationCleartextPassword.
+    stream.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3])?;
+    stream.flush()?;
+    let (tag, _) = read_msg(&mut stream, true)?;
+    if tag == b'p' {
+        note("password");
+    }
+    Ok(())
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// Variables for a managed identity reaching `host:port` by an Azure-style name.
+pub fn azure_mi_env(host: &str, port: &str, extra: &str) -> HashMap<String, String> {
+    mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &format!("host={host} port={port} dbname=postgres sslmode=require {extra}"))])
+}

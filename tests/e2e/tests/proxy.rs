@@ -129,6 +129,7 @@ impl Proxy {
             password: None,
             sslmode: Some(SslMode::Disable),
             extra: vec![],
+            system_roots: false,
         }
     }
 }
@@ -535,10 +536,12 @@ fn upstream_tls_is_verified_under_verify_full_and_failures_reach_the_client() {
     assert_eq!(current_user_via(p.port, "127.0.0.1"), "pgentra-app");
     assert!(p.stop().success());
 
-    // verify-full against the system roots (which do not know the test CA): the client gets
-    // the proxy's TLS diagnosis, and the proxy keeps running.
+    // verify-full against the system roots (here SSL_CERT_FILE names only the emulator's CA,
+    // which does not vouch for the database): the client gets the proxy's TLS diagnosis, and
+    // the proxy keeps running.
     let cs = libpq("").replace("sslmode=require", "sslmode=verify-full sslrootcert=system");
-    let mut p = Proxy::start_with(&mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &cs)]), &[], true);
+    let vars = mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &cs), ("SSL_CERT_FILE", &h("PGENTRA_EMULATOR_CA"))]);
+    let mut p = Proxy::start_with(&vars, &[], true);
     let out = psql_via(p.port, "127.0.0.1", "select 1", &[]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
