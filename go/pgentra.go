@@ -363,6 +363,36 @@ func (c *Connector) ConnectionStringContext(ctx context.Context, format Format) 
 	})
 }
 
+// ConnectionStringWith is ConnectionStringContext after the caller's own values, given as a
+// libpq keyword/value string (e.g. the host, port and sslmode of a driver's own configuration).
+// pgentra merges them and checks the result as it will leave: a weaker sslmode never replaces
+// a stricter one, and an Azure server name gets sslmode=verify-full with a CA bundle. A
+// password among them is the caller's: then no token is attached.
+func (c *Connector) ConnectionStringWith(ctx context.Context, format Format, overrides string) (string, error) {
+	if err := checkNUL("overrides", overrides); err != nil {
+		return "", err
+	}
+	return c.stringCall(ctx, func(p *C.pgentra_connector, out **C.char) C.int {
+		o := C.CString(overrides)
+		defer wipeFree(cstr{o, len(overrides)})
+		return C.pgentra_connection_string_with(p, C.uint32_t(format), o, out)
+	})
+}
+
+// SettingsString is ConnectionStringWith without a password or token, and without waiting for
+// one: the parameters a driver's configuration keeps when every connection gets its password
+// separately (pgx's BeforeConnect). The TLS policy is applied the same way.
+func (c *Connector) SettingsString(format Format, overrides string) (string, error) {
+	if err := checkNUL("overrides", overrides); err != nil {
+		return "", err
+	}
+	return c.stringCall(context.Background(), func(p *C.pgentra_connector, out **C.char) C.int {
+		o := C.CString(overrides)
+		defer wipeFree(cstr{o, len(overrides)})
+		return C.pgentra_settings_string(p, C.uint32_t(format), o, out)
+	})
+}
+
 // User returns the database user: explicit, else configured, else derived from the token's
 // claims (which may acquire a token).
 func (c *Connector) User() (string, error) {

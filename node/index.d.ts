@@ -98,6 +98,11 @@ export interface ConnectorOptions {
   scope?: string
   authorityHost?: string
   allowInsecure?: boolean
+  /**
+   * Keep `sslmode=require` for Azure servers instead of raising it to `verify-full`
+   * (`PGENTRA_ALLOW_UNVERIFIED_TLS`).
+   */
+  allowUnverifiedTls?: boolean
   /** Total deadline for one token acquisition, retries included (default 30000). */
   timeoutMs?: number
 }

@@ -17,9 +17,12 @@ package pgxhook
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/tls"
+	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	pgentra "github.com/pgentra/pgentra/go"
@@ -27,27 +30,61 @@ import (
 
 // BeforeConnect returns a hook for pgxpool.Config.BeforeConnect that sets cfg.Password to the
 // connector's current password (token), and cfg.User to the connector's user when cfg.User is
-// empty. Note that pgx fills an empty user with the operating-system user when it parses a
-// connection string: to let the connector choose the user, start from PoolConfig, whose
-// configuration already names it. Waiting for a token honours ctx.
+// empty. The configuration's own host, port, database, user and TLS mode go through pgentra's
+// final check first: its TLS is never weaker than the connector's (a fallback without TLS, as
+// pgx's sslmode=prefer adds, is dropped), and an Azure server name gets verify-full. Note that pgx
+// fills an empty user with the operating-system user when it parses a connection string: to let
+// the connector choose the user, start from PoolConfig, whose configuration already names it.
+// Waiting for a token honours ctx.
 func BeforeConnect(c *pgentra.Connector) func(context.Context, *pgx.ConnConfig) error {
 	return func(ctx context.Context, cfg *pgx.ConnConfig) error {
-		cur, err := current(ctx, c)
+		theirs := modeOf(cfg.TLSConfig, cfg.Fallbacks)
+		var ov strings.Builder
+		fmt.Fprintf(&ov, "host=%s port=%d sslmode=%s", quote(cfg.Host), cfg.Port, theirs)
+		if cfg.Database != "" {
+			fmt.Fprintf(&ov, " dbname=%s", quote(cfg.Database))
+		}
+		if cfg.User != "" {
+			fmt.Fprintf(&ov, " user=%s", quote(cfg.User))
+		}
+		dsn, err := c.ConnectionStringWith(ctx, pgentra.Libpq, ov.String())
 		if err != nil {
 			return err
 		}
-		cfg.Password = cur.Password
+		final, err := pgconn.ParseConfig(dsn)
+		if err != nil {
+			return err
+		}
+		if rank[modeOf(final.TLSConfig, final.Fallbacks)] > rank[theirs] {
+			cfg.TLSConfig, cfg.Fallbacks = final.TLSConfig, final.Fallbacks
+		}
+		kept := cfg.Fallbacks[:0]
+		for _, f := range cfg.Fallbacks {
+			if f.TLSConfig != nil {
+				kept = append(kept, f)
+			}
+		}
+		cfg.Fallbacks = kept
+		if cfg.TLSConfig == nil && final.TLSConfig != nil {
+			return &pgentra.Error{Kind: pgentra.KindTLSPolicy, Message: "the pgx configuration has no TLS; pgentra does not send a token without it"}
+		}
+		cfg.Password = final.Password
 		if cfg.User == "" {
-			cfg.User = cur.User
+			cfg.User = final.User
 		}
 		return nil
 	}
 }
 
-// PoolConfig parses the connector's current connection string (so host, port, database, user
-// and sslmode come from pgentra's configuration) and sets BeforeConnect(c) as its hook.
+// PoolConfig parses the connector's connection string (so host, port, database, user and
+// sslmode come from pgentra's configuration, after its TLS policy) and sets BeforeConnect(c) as
+// its hook. The configuration holds no password or token: ConnString() shows none, and every
+// connection gets a current one from the hook.
 func PoolConfig(ctx context.Context, c *pgentra.Connector) (*pgxpool.Config, error) {
-	dsn, err := c.ConnectionStringContext(ctx, pgentra.Libpq)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	dsn, err := c.SettingsString(pgentra.Libpq, "")
 	if err != nil {
 		return nil, err
 	}
@@ -59,19 +96,34 @@ func PoolConfig(ctx context.Context, c *pgentra.Connector) (*pgxpool.Config, err
 	return cfg, nil
 }
 
-type credentials struct {
-	User     string `json:"user"`
-	Password string `json:"password"`
+var rank = map[string]int{"disable": 0, "prefer": 2, "require": 3, "verify-ca": 4, "verify-full": 5}
+
+// modeOf is the libpq sslmode a pgx TLS configuration amounts to.
+func modeOf(t *tls.Config, fallbacks []*pgconn.FallbackConfig) string {
+	switch {
+	case t == nil:
+		return "disable"
+	case hasPlainFallback(fallbacks):
+		return "prefer"
+	case t.InsecureSkipVerify && t.VerifyPeerCertificate != nil:
+		return "verify-ca"
+	case t.InsecureSkipVerify:
+		return "require"
+	default:
+		return "verify-full"
+	}
 }
 
-// current reads user and password from the JSON rendering, which works in token and secret
-// mode alike (Token fails in secret mode).
-func current(ctx context.Context, c *pgentra.Connector) (credentials, error) {
-	var cur credentials
-	s, err := c.ConnectionStringContext(ctx, pgentra.JSON)
-	if err != nil {
-		return cur, err
+func hasPlainFallback(fallbacks []*pgconn.FallbackConfig) bool {
+	for _, f := range fallbacks {
+		if f.TLSConfig == nil {
+			return true
+		}
 	}
-	err = json.Unmarshal([]byte(s), &cur)
-	return cur, err
+	return false
+}
+
+// quote writes a libpq keyword/value value.
+func quote(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }

@@ -50,6 +50,8 @@ export interface ConnectorOptions {
   authorityHost?: string;
   /** Allow a token under sslmode disable/allow/prefer (local test servers only). */
   allowInsecure?: boolean;
+  /** Keep sslmode=require for Azure servers instead of verify-full (PGENTRA_ALLOW_UNVERIFIED_TLS). */
+  allowUnverifiedTls?: boolean;
   /** Total deadline for one token acquisition, retries included; default 30000. */
   timeoutMs?: number;
 }

@@ -12,6 +12,7 @@
 
 const fs = require('node:fs');
 const tls = require('node:tls');
+const net = require('node:net');
 const native = require('../binding.js');
 
 // ---------------------------------------------------------------------------------------------
@@ -79,6 +80,7 @@ const OPTION_TYPES = Object.freeze({
   scope: 'string',
   authorityHost: 'string',
   allowInsecure: 'boolean',
+  allowUnverifiedTls: 'boolean',
   timeoutMs: 'number',
 });
 
@@ -149,7 +151,7 @@ function systemCa() {
  * - verify-full: chain and host name are verified.
  * `sslcert`, `sslkey` and `sslpassword` become the client certificate.
  */
-function sslConfig(sslmode, extra = {}) {
+function sslConfig(sslmode, extra = {}, host = undefined) {
   const mode = sslmode || 'require';
   if (mode === 'disable' || mode === 'allow' || mode === 'prefer') return false;
   const rootcert = extra.sslrootcert;
@@ -159,6 +161,8 @@ function sslConfig(sslmode, extra = {}) {
   let ssl;
   if (mode === 'verify-full') {
     ssl = { rejectUnauthorized: true };
+    // The name checked against the certificate (and sent as SNI): the one host, never an IP.
+    if (typeof host === 'string' && host && !host.includes(',') && net.isIP(host) === 0) ssl.servername = host;
   } else if (mode === 'verify-ca' || (mode === 'require' && rootcert)) {
     ssl = { rejectUnauthorized: true, checkServerIdentity: () => undefined };
   } else {
@@ -169,6 +173,56 @@ function sslConfig(sslmode, extra = {}) {
   if (extra.sslkey) ssl.key = readFile(extra.sslkey, 'sslkey');
   if (extra.sslpassword) ssl.passphrase = extra.sslpassword;
   return ssl;
+}
+
+const MODE_RANK = Object.freeze({ disable: 0, allow: 1, prefer: 2, require: 3, 'verify-ca': 4, 'verify-full': 5 });
+
+/**
+ * The libpq sslmode a node-postgres `ssl` value amounts to: false is disable, true is require
+ * (node-postgres verifies nothing then), an object with `rejectUnauthorized: false` is require,
+ * one with its own `checkServerIdentity` verify-ca, any other object verify-full.
+ */
+function modeOfSsl(ssl) {
+  if (ssl === undefined || ssl === null) return undefined;
+  if (ssl === false) return 'disable';
+  if (ssl === true) return 'require';
+  if (typeof ssl !== 'object') return undefined;
+  if (ssl.rejectUnauthorized === false) return 'require';
+  if (typeof ssl.checkServerIdentity === 'function') return 'verify-ca';
+  return 'verify-full';
+}
+
+/**
+ * A caller's node-postgres values as libpq keywords, for the core's final check: it merges them
+ * (a weaker sslmode never replaces a stricter one) and applies the TLS policy to the result.
+ */
+function libpqOverrides(o) {
+  const out = {};
+  if (!o) return out;
+  if (o.connectionString !== undefined) {
+    throw configError("a 'connectionString' in the overrides would replace pgentra's checked parameters; give it to the Connector ({ connectionString }) instead");
+  }
+  const str = (v) => (v === null ? null : String(v));
+  if (o.host !== undefined) out.host = str(o.host);
+  if (o.port !== undefined) out.port = str(o.port);
+  if (o.database !== undefined) out.dbname = str(o.database);
+  if (o.user !== undefined) out.user = str(o.user);
+  if (typeof o.password === 'string') out.password = o.password;
+  const mode = modeOfSsl(o.ssl);
+  if (mode !== undefined) out.sslmode = mode;
+  return out;
+}
+
+/**
+ * The `ssl` that leaves: the caller's own when it is at least as strict as the mode the core
+ * decided (with the server name added for verify-full), else the core's.
+ */
+function finalSsl(p, theirs) {
+  const ours = sslConfig(p.sslmode, p.extra, p.host);
+  const mode = modeOfSsl(theirs);
+  if (mode === undefined || typeof theirs !== 'object' || MODE_RANK[mode] < MODE_RANK[p.sslmode || 'require']) return ours;
+  if (ours && ours.servername && !theirs.servername) return { ...theirs, servername: ours.servername };
+  return theirs;
 }
 
 /** Other libpq keywords that node-postgres understands under its own names. */
@@ -226,10 +280,13 @@ class Connector {
     return typeof t === 'string' ? Promise.resolve(t) : t.catch((e) => { throw fromNative(e); });
   }
 
-  /** Host, port, database, user (configured or from the token), password (token), sslmode, extra. */
-  async params() {
+  /**
+   * Host, port, database, user (configured or from the token), password (token), sslmode, extra.
+   * `overrides` (libpq keywords; null removes one) are merged and checked by the core.
+   */
+  async params(overrides) {
     try {
-      return await this.#native.params();
+      return await this.#native.params(overrides);
     } catch (e) {
       throw fromNative(e);
     }
@@ -284,9 +341,9 @@ class Connector {
   }
 
   /** A `password` function for node-postgres: every new connection gets a current token. */
-  passwordFunction() {
+  passwordFunction(overrides) {
     return async () => {
-      const p = await this.params();
+      const p = await this.params(overrides);
       if (typeof p.password !== 'string') {
         throw configError(`no password and no token for ${p.user || 'the user'}: configure a password or remove credential 'password'`);
       }
@@ -294,16 +351,18 @@ class Connector {
     };
   }
 
-  #pgConfigFrom(p, overrides) {
+  // `p` already holds the caller's host, port, database, user and sslmode, checked by the core.
+  #pgConfigFrom(p, overrides, lib) {
+    const { host, port, database, user, password, ssl, ...rest } = overrides || {};
     return {
+      ...pgExtras(p.extra),
+      ...rest,
       host: p.host,
       port: p.port,
       database: p.database,
       user: p.user,
-      password: this.passwordFunction(),
-      ssl: sslConfig(p.sslmode, p.extra),
-      ...pgExtras(p.extra),
-      ...(overrides || {}),
+      password: typeof password === 'function' || typeof password === 'string' ? password : this.passwordFunction(lib),
+      ssl: finalSsl(p, ssl),
     };
   }
 
@@ -313,7 +372,8 @@ class Connector {
    * configured, the user comes from the token's claims (managed identity).
    */
   async pgConfig(overrides) {
-    return this.#pgConfigFrom(await this.params(), overrides);
+    const lib = libpqOverrides(overrides);
+    return this.#pgConfigFrom(await this.params(lib), overrides, lib);
   }
 
   /**
@@ -321,13 +381,19 @@ class Connector {
    * `<prefix>_USER`, or in the connection string) or a token already cached.
    */
   pgConfigSync(overrides) {
-    const c = this.config;
-    if (c.user || c.passwordMode) {
-      return this.#pgConfigFrom({ ...c, extra: c.extra }, overrides);
-    }
+    const lib = libpqOverrides(overrides);
     let p;
     try {
-      p = this.#native.params();
+      p = this.#native.settings(lib);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    if (p.user || this.config.passwordMode) {
+      return this.#pgConfigFrom(p, overrides, lib);
+    }
+    const c = this.config;
+    try {
+      p = this.#native.params(lib);
     } catch (e) {
       throw fromNative(e);
     }
@@ -337,21 +403,28 @@ class Connector {
         `the database user is not configured, so it comes from the token's claims and no token is cached yet: use \`await pgConfig()\`, or set ${c.prefix}_USER (or the 'user' option)`,
       );
     }
-    return this.#pgConfigFrom(p, overrides);
+    return this.#pgConfigFrom(p, overrides, lib);
   }
 
   /** A Sequelize `beforeConnect` hook that puts the user and a current token on every connection. */
   sequelizeHooks() {
     return {
       beforeConnect: async (config) => {
-        const p = await this.params();
-        if (!config.username) config.username = p.user;
-        config.password = p.password;
-        if (!config.host) config.host = p.host;
-        if (!config.port) config.port = p.port;
-        if (!config.database) config.database = p.database;
         config.dialectOptions = { ...(config.dialectOptions || {}) };
-        if (config.dialectOptions.ssl === undefined) config.dialectOptions.ssl = sslConfig(p.sslmode, p.extra);
+        // Sequelize's own values go through the core's check with ours.
+        const p = await this.params(libpqOverrides({
+          host: config.host || undefined,
+          port: config.port || undefined,
+          database: config.database || undefined,
+          user: config.username || undefined,
+          ssl: config.dialectOptions.ssl,
+        }));
+        config.username = p.user;
+        config.password = p.password;
+        config.host = p.host;
+        config.port = p.port;
+        config.database = p.database;
+        config.dialectOptions.ssl = finalSsl(p, config.dialectOptions.ssl);
         if (config.dialectOptions.application_name === undefined && p.extra.application_name) {
           config.dialectOptions.application_name = p.extra.application_name;
         }
@@ -372,7 +445,7 @@ class Connector {
       database: c.database,
       username: c.user,
       ...overrides,
-      dialectOptions: { ssl: sslConfig(c.sslmode, c.extra), ...(overrides.dialectOptions || {}) },
+      dialectOptions: { ssl: sslConfig(c.sslmode, c.extra, c.host), ...(overrides.dialectOptions || {}) },
       hooks: {
         ...userHooks,
         beforeConnect: theirs

@@ -46,6 +46,7 @@ class Connector:
         authority_host: Optional[str] = None,
         certificate_path: Optional[Union[str, PathLike[str]]] = None,
         federated_token_file: Optional[Union[str, PathLike[str]]] = None,
+        allow_unverified_tls: bool = False,
     ) -> "Connector": ...
     def token(self) -> str:
         """The access token (cached; refreshed ahead of expiry). Releases the GIL while waiting."""

@@ -41,9 +41,8 @@ class Connection(psycopg.Connection):  # type: ignore[type-arg]
         user = _user_params(conninfo, kwargs)
 
         def params() -> Dict[str, Any]:
-            p = c.conninfo()
-            p.update(user)
-            return p
+            # The caller's values are merged by the core, which checks the final parameters.
+            return c.conninfo(**user)
 
         base = super().connect
         return with_token_retry(c, params(), lambda p: base(**p), params, ours="password" not in user)
@@ -61,9 +60,7 @@ class AsyncConnection(psycopg.AsyncConnection):  # type: ignore[type-arg]
         user = _user_params(conninfo, kwargs)
 
         async def params() -> Dict[str, Any]:
-            p = await c.conninfo_async()
-            p.update(user)
-            return p
+            return await c.conninfo_async(**user)
 
         base = super().connect
         return await with_token_retry_async(c, await params(), lambda p: base(**p), params, ours="password" not in user)

@@ -29,9 +29,8 @@ def connect(dsn: Optional[str] = None, *, connector: Optional[Connector] = None,
     user_params.update(kwargs)
 
     def params() -> dict:
-        p = c.conninfo()
-        p.update(user_params)
-        return p
+        # The caller's values are merged by the core, which checks the final parameters.
+        return c.conninfo(**user_params)
 
     return with_token_retry(c, params(), lambda p: psycopg2.connect(**p), params, ours="password" not in user_params)
 

@@ -56,10 +56,14 @@ def attach(engine: Any, connector: Optional[Connector] = None) -> Any:
         is_async = bool(getattr(dialect, "is_async", False))
 
         def params() -> Dict[str, Any]:
-            info = _await(c.conninfo_async()) if is_async else c.conninfo()
-            p = _driver_params(dialect, info)
-            p.update(from_url)  # the URL's values (host, query parameters...) win
-            return p
+            if dialect.driver == "asyncpg":
+                info = _await(c.conninfo_async())
+                p = _driver_params(dialect, info)
+                p.update(from_url)  # the URL's values (host, query parameters...) win
+                return p
+            # psycopg2 and psycopg take libpq names: the URL's values are merged by the core,
+            # which checks the final parameters (`?sslmode=prefer` cannot lower the mode).
+            return _await(c.conninfo_async(**from_url)) if is_async else c.conninfo(**from_url)
 
         p = params()
         try:

@@ -133,3 +133,27 @@ def test_django_pool_option_is_refused(dj):
     w = DatabaseWrapper({**dj[0]["default"].settings_dict, "OPTIONS": {"pool": True}}, "pooled")
     with pytest.raises(ImproperlyConfigured, match="pool"):
         w.get_connection_params()
+
+
+def test_databases_options_cannot_lower_sslmode(dj):
+    """DATABASES' own values are merged by the core, which checks the final parameters: an
+    OPTIONS sslmode of 'prefer' cannot lower the configured 'require' (issue #13)."""
+    from pgentra.django.base import DatabaseWrapper
+
+    settings_dict = {
+        "ENGINE": "pgentra.django", "NAME": "postgres", "USER": APP_ROLE, "PASSWORD": "",
+        "HOST": os.environ["PGENTRA_PG_HOST"], "PORT": os.environ["PGENTRA_PG_PORT"],
+        "OPTIONS": {"sslmode": "prefer", "credential": "managed-identity"},
+        "TIME_ZONE": None, "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False, "AUTOCOMMIT": True,
+        "ATOMIC_REQUESTS": False, "TEST": {},
+    }
+    w = DatabaseWrapper(settings_dict, alias="tls_policy")
+    params = w.get_connection_params()
+    assert params["sslmode"] == "require", params
+    w.connect()
+    try:
+        with w.cursor() as cur:
+            cur.execute("select current_user, ssl from pg_stat_ssl where pid = pg_backend_pid()")
+            assert cur.fetchone() == (APP_ROLE, True)
+    finally:
+        w.close()

@@ -94,6 +94,9 @@ pub struct ConnectorOptions {
     pub scope: Option<String>,
     pub authority_host: Option<String>,
     pub allow_insecure: Option<bool>,
+    /// Keep `sslmode=require` for Azure servers instead of `verify-full`
+    /// (`PGENTRA_ALLOW_UNVERIFIED_TLS`).
+    pub allow_unverified_tls: Option<bool>,
     /// Total deadline for one token acquisition, retries included (default 30000).
     pub timeout_ms: Option<f64>,
 }
@@ -151,6 +154,7 @@ fn to_options(o: ConnectorOptions) -> Result<Options> {
         scope: o.scope,
         authority_host: o.authority_host,
         allow_insecure: o.allow_insecure,
+        allow_unverified_tls: o.allow_unverified_tls.filter(|a| *a),
         timeout,
     })
 }
@@ -178,6 +182,12 @@ fn to_js_params(p: ConnParams) -> ConnectionParams {
         sslmode: p.sslmode.map(|s| s.as_str().to_string()),
         extra: p.extra.into_iter().collect(),
     }
+}
+
+fn overrides_of(o: Option<HashMap<String, Option<String>>>) -> Vec<(String, Option<String>)> {
+    let mut v: Vec<(String, Option<String>)> = o.map(|m| m.into_iter().collect()).unwrap_or_default();
+    v.sort();
+    v
 }
 
 /// What a connector was configured with, before any token: never a password or token.
@@ -293,9 +303,21 @@ impl NativeConnector {
     /// The connection parameters with the password or a current token: the object itself when
     /// no request is needed, else a promise.
     #[napi(catch_unwind, ts_return_type = "ConnectionParams | Promise<ConnectionParams>")]
-    pub fn params<'env>(&self, env: &'env Env) -> Result<Either<ConnectionParams, PromiseRaw<'env, ConnectionParams>>> {
+    pub fn params<'env>(
+        &self,
+        env: &'env Env,
+        overrides: Option<HashMap<String, Option<String>>>,
+    ) -> Result<Either<ConnectionParams, PromiseRaw<'env, ConnectionParams>>> {
         let c = self.inner.clone();
-        settle(env, async move { c.params_async().await }, to_js_params)
+        let overrides = overrides_of(overrides);
+        settle(env, async move { c.params_with_async(&overrides).await }, to_js_params)
+    }
+
+    /// The parameters as they will leave after `overrides` (libpq keywords; null removes one),
+    /// without waiting for a token and without a password: the TLS policy applied.
+    #[napi(catch_unwind)]
+    pub fn settings(&self, overrides: Option<HashMap<String, Option<String>>>) -> Result<ConnectionParams> {
+        self.inner.settings_with(&overrides_of(overrides)).map(to_js_params).map_err(to_js_error)
     }
 
     /// The connection string in `format` (libpq, uri, ado, jdbc, json, shell; default libpq):
@@ -358,11 +380,13 @@ impl NativeConnector {
         self.inner.token_requests() as f64
     }
 
-    /// The configuration, before any token (no password, no token).
+    /// The configuration, before any token: never a password, a token or any other secret
+    /// (`sslpassword` is left out). sslmode and sslrootcert are those the TLS policy gives.
     #[napi(catch_unwind)]
     pub fn config(&self) -> ConnectorConfig {
         let cfg = self.inner.config();
-        let p = &cfg.params;
+        let secured = self.inner.settings_with(&[]);
+        let p = secured.as_ref().unwrap_or(&cfg.params);
         ConnectorConfig {
             prefix: cfg.prefix.clone(),
             host: p.host.clone(),
@@ -370,7 +394,7 @@ impl NativeConnector {
             database: p.dbname.clone(),
             user: p.user.clone(),
             sslmode: p.sslmode.map(|s| s.as_str().to_string()),
-            extra: p.extra.iter().cloned().collect(),
+            extra: p.extra.iter().filter(|(k, _)| !k.contains("password")).cloned().collect(),
             password_mode: self.inner.is_password_mode(),
             credential: self.inner.credential_description(),
             scope: cfg.scope.clone(),

@@ -86,6 +86,29 @@ fn params_dict<'py>(py: Python<'py>, p: &ConnParams) -> PyResult<Bound<'py, PyDi
     Ok(d)
 }
 
+/// Libpq keywords among the caller's overrides go to the core, which merges them and checks the
+/// final parameters (a weaker sslmode never replaces a stricter one, None never drops sslmode,
+/// an Azure host gets verify-full); the other keys (driver options such as cursor_factory) are
+/// returned to be applied to the dict afterwards: they cannot change where or how it connects.
+type Overrides = (Vec<(String, Option<String>)>, Option<Py<PyDict>>);
+fn split_overrides(py: Python<'_>, overrides: Option<&Bound<'_, PyDict>>) -> PyResult<Overrides> {
+    let Some(o) = overrides else {
+        return Ok((Vec::new(), None));
+    };
+    let mut libpq = Vec::new();
+    let rest = PyDict::new(py);
+    for (k, v) in o.iter() {
+        let key: String = k.extract()?;
+        if pgentra::conninfo::is_libpq_keyword(&key) {
+            let value = if v.is_none() { None } else { Some(v.str()?.to_string()) };
+            libpq.push((key, value));
+        } else {
+            rest.set_item(k, v)?;
+        }
+    }
+    Ok((libpq, (!rest.is_empty()).then(|| rest.unbind())))
+}
+
 /// Caller overrides: a value replaces the key, None removes it.
 fn apply_overrides(d: &Bound<'_, PyDict>, overrides: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
     if let Some(o) = overrides {
@@ -183,7 +206,7 @@ impl PyConnector {
         prefix=None, connection_string=None, host=None, port=None, dbname=None, user=None,
         credential="auto", client_id=None, tenant_id=None, client_secret=None, scope=None,
         allow_insecure=false, timeout=None, *, password=None, sslmode=None, authority_host=None,
-        certificate_path=None, federated_token_file=None
+        certificate_path=None, federated_token_file=None, allow_unverified_tls=false
     ))]
     fn new(
         py: Python<'_>,
@@ -205,6 +228,7 @@ impl PyConnector {
         authority_host: Option<String>,
         certificate_path: Option<PathBuf>,
         federated_token_file: Option<PathBuf>,
+        allow_unverified_tls: Option<bool>,
     ) -> PyResult<Self> {
         // The defaults "auto" and False force nothing: PGENTRA_CREDENTIAL and
         // PGENTRA_ALLOW_INSECURE still apply, as they do for every other binding.
@@ -256,6 +280,7 @@ impl PyConnector {
             scope,
             authority_host,
             allow_insecure: allow_insecure.filter(|a| *a),
+            allow_unverified_tls: allow_unverified_tls.filter(|a| *a),
             timeout,
         };
         let inner = py.detach(move || pgentra::Connector::new(options)).map_err(|e| to_py_err(py, e))?;
@@ -285,9 +310,10 @@ impl PyConnector {
     /// other libpq parameter of the configuration. `overrides` replace keys (None removes).
     #[pyo3(signature = (**overrides))]
     fn conninfo<'py>(&self, py: Python<'py>, overrides: Option<&Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyDict>> {
-        let p = py.detach(|| self.inner.params()).map_err(|e| to_py_err(py, e))?;
+        let (libpq, rest) = split_overrides(py, overrides)?;
+        let p = py.detach(|| self.inner.params_with(&libpq)).map_err(|e| to_py_err(py, e))?;
         let d = params_dict(py, &p)?;
-        apply_overrides(&d, overrides)?;
+        apply_overrides(&d, rest.as_ref().map(|r| r.bind(py)))?;
         Ok(d)
     }
 
@@ -402,10 +428,11 @@ impl PyConnector {
     #[pyo3(signature = (callback, overrides=None))]
     fn _start_conninfo(&self, py: Python<'_>, callback: Py<PyAny>, overrides: Option<Py<PyDict>>) -> PyResult<Option<Py<PyAny>>> {
         let c = self.inner.clone();
-        let fut: CoreFuture<ConnParams> = Box::pin(async move { c.params_async().await });
+        let (libpq, rest) = split_overrides(py, overrides.as_ref().map(|o| o.bind(py)))?;
+        let fut: CoreFuture<ConnParams> = Box::pin(async move { c.params_with_async(&libpq).await });
         start(py, fut, callback, move |py, p: ConnParams| {
             let d = params_dict(py, &p)?;
-            apply_overrides(&d, overrides.as_ref().map(|o| o.bind(py)))?;
+            apply_overrides(&d, rest.as_ref().map(|o| o.bind(py)))?;
             Ok(d.into_any().unbind())
         })
     }

@@ -31,6 +31,7 @@ CONNECTOR_OPTIONS = frozenset(
         "client_secret",
         "scope",
         "allow_insecure",
+        "allow_unverified_tls",
         "timeout",
         "authority_host",
         "certificate_path",
@@ -108,14 +109,9 @@ class DatabaseWrapper(_PostgresWrapper):
         params = super().get_connection_params()
         for k in CONNECTOR_OPTIONS | {"pgentra"}:
             params.pop(k, None)
-        info = c.conninfo()
-        for k, v in info.items():
-            if k == "password":
-                if not sd.get("PASSWORD"):
-                    params["password"] = v
-            else:
-                params.setdefault(k, v)
-        return params
+        # DATABASES' own values (host, port, OPTIONS such as sslmode) are merged by the core,
+        # which checks the final parameters: a weaker sslmode never replaces a stricter one.
+        return c.conninfo(**params)
 
     def get_new_connection(self, conn_params: Dict[str, Any]) -> Any:
         try:
