@@ -22,7 +22,7 @@ Commands:
                               as the owner (PG* variables or --host/--port/--dbname/--user,
                               password from PGPASSWORD or a prompt) grant ALL on the schema's
                               tables and sequences to NAME
-  proxy [--listen ADDR] [--unix-socket DIR]
+  proxy [--listen ADDR] [--unix-socket DIR] [--allow-uid UID] [--max-sessions N]
                               a local PostgreSQL endpoint without passwords: each session is
                               logged in upstream over TLS with a current token
   pgpass [--file PATH]        write or refresh host:port:dbname:user:token in ~/.pgpass (0600)
@@ -56,8 +56,9 @@ fn help_for(cmd: &str) -> &'static str {
     }
 }
 
-const PROXY_HELP: &str = "pgentra proxy [--listen HOST:PORT]... [--unix-socket DIR [--port P]] [--allow-remote]
-              [--local-password-file F] [--drain-timeout SECS] [--connect-timeout SECS] [--threads N]
+const PROXY_HELP: &str = "pgentra proxy [--listen HOST:PORT]... [--unix-socket DIR [--port P]] [--allow-uid UID]...
+              [--allow-remote] [--local-password-file F] [--max-sessions N] [--drain-timeout SECS]
+              [--connect-timeout SECS] [--threads N]
 
 A local PostgreSQL endpoint for clients that cannot fetch tokens: they connect without a
 password; for each session the proxy opens a TLS connection to the configured server (sslmode
@@ -70,13 +71,22 @@ from the cache and the login is retried once with a fresh one.
                           unless --allow-remote.
   --unix-socket DIR       also (or only) listen on DIR/.s.PGSQL.PORT, as PostgreSQL names it,
                           so `psql -h DIR -p PORT` works; PORT is --port, else the first
-                          --listen port, else 6432. The socket is created with mode 0600.
+                          --listen port, else 6432. The socket has mode 0600 from the moment
+                          it exists (bound in a private directory, then renamed into place).
+  --allow-uid UID         serve Unix-socket clients whose uid (SO_PEERCRED) is UID (repeatable;
+                          default: the proxy's own effective uid; when given, only the listed
+                          uids). Others get FATAL 28000 before anything is read and never reach
+                          the server. TCP clients on loopback are not checked: for one local
+                          user only, use --unix-socket without --listen.
   --allow-remote          allow a non-loopback --listen address (use --local-password-file:
                           otherwise anyone who reaches it logs in as this identity)
   --local-password-file F clients must send the password on F's first line (the proxy asks
                           with AuthenticationCleartextPassword)
   --drain-timeout SECS    on SIGTERM/SIGINT stop accepting and let sessions finish for up to
                           SECS (default 30), then close them; a second signal closes them now
+  --max-sessions N        at most N concurrent sessions (default 200); one more gets FATAL
+                          53300 (too_many_connections) and is closed; a cancel request is still
+                          forwarded. The slot is free again when a session ends.
   --connect-timeout SECS  upstream connect and TLS timeout (default connect_timeout or 15)
   --threads N             worker threads (default: one per CPU)
 

@@ -41,21 +41,58 @@ pub(super) fn listen_error(what: &str, e: io::Error) -> Error {
 }
 
 /// Bind `DIR/.s.PGSQL.PORT` (as PostgreSQL names it, so `psql -h DIR -p PORT` finds it),
-/// removing a stale socket that nothing listens on. The socket is made 0600.
+/// replacing a stale socket that nothing listens on. The socket has mode 0600 from the moment
+/// its name exists.
+///
+/// `bind(2)` creates the socket file with mode 0777 & ~umask, and a chmod afterwards leaves a
+/// window in which anyone may connect. Setting the umask around `bind` would change it for
+/// every thread of the process (the runtime's workers, the token cache), so instead the socket
+/// is bound inside a fresh private directory (mkdir with mode 0700: it fails if the name
+/// exists, so nobody else can have a way in), chmod-ed to 0600 and checked there, and only
+/// then renamed to its final name. rename(2) is atomic: the final path never names a socket
+/// with a broader mode.
 pub(super) fn bind_unix(dir: &Path, port: u16) -> Result<(UnixListener, PathBuf), Error> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
     std::fs::create_dir_all(dir).map_err(|e| listen_error(&dir.display().to_string(), e))?;
     let path = dir.join(format!(".s.PGSQL.{port}"));
     if let Ok(meta) = std::fs::symlink_metadata(&path) {
         if !meta.file_type().is_socket() {
-            return Err(Error::config(format!("{} exists and is not a socket", path.display())));
+            return Err(Error::config(format!("{} exists and is not a socket: remove it or choose another --unix-socket or --port", path.display())));
         }
         if std::os::unix::net::UnixStream::connect(&path).is_ok() {
             return Err(Error::new(ErrorKind::Network, format!("cannot listen on {}: another server is listening there", path.display())));
         }
-        let _ = std::fs::remove_file(&path);
+        // A stale socket: the rename below replaces it.
     }
-    let l = UnixListener::bind(&path).map_err(|e| listen_error(&path.display().to_string(), e))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| listen_error(&path.display().to_string(), e))?;
-    Ok((l, path))
+    // Short names: a socket path may have at most 107 bytes.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let private = dir.join(format!(".pgentra.{:x}.{:x}", std::process::id(), nanos & 0xffff));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(|e| listen_error(&format!("{} (a private directory for binding the socket)", private.display()), e))?;
+    let tmp = private.join("s");
+    let bound = (|| {
+        let what = |e: io::Error| listen_error(&path.display().to_string(), e);
+        let l = UnixListener::bind(&tmp).map_err(what)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(what)?;
+        let mode = std::fs::symlink_metadata(&tmp).map_err(what)?.permissions().mode() & 0o7777;
+        if mode != 0o600 {
+            return Err(Error::new(ErrorKind::Internal, format!("cannot listen on {}: the socket has mode {mode:04o}, not 0600", path.display())));
+        }
+        std::fs::rename(&tmp, &path).map_err(what)?;
+        Ok(l)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_dir(&private);
+    let l = bound?;
+    // The name now exists; make sure it is what we bound, with mode 0600.
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_socket() && m.permissions().mode() & 0o7777 == 0o600 => Ok((l, path)),
+        Ok(m) => {
+            let _ = std::fs::remove_file(&path);
+            Err(Error::new(ErrorKind::Internal, format!("cannot listen on {}: the socket has mode {:04o}, not 0600", path.display(), m.permissions().mode() & 0o7777)))
+        }
+        Err(e) => Err(listen_error(&path.display().to_string(), e)),
+    }
 }

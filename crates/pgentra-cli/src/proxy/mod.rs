@@ -25,7 +25,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -72,6 +72,12 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:6432";
 const DEFAULT_PORT: u16 = 6432;
 /// Per direction and session.
 const RELAY_BUFFER: usize = 16 * 1024;
+/// Concurrent sessions unless --max-sessions says otherwise.
+const DEFAULT_MAX_SESSIONS: usize = 200;
+const MAX_SESSIONS_LIMIT: usize = 1_000_000;
+/// A connection over --max-sessions may still send a cancel request (so that Ctrl-C works when
+/// the proxy is full), within this time; anything else is refused with 53300.
+const OVER_LIMIT_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Args {
     listen: Vec<String>,
@@ -82,6 +88,9 @@ struct Args {
     drain_timeout: Duration,
     connect_timeout: Option<Duration>,
     threads: Option<usize>,
+    /// Unix-socket peers allowed (empty: the proxy's effective uid).
+    allow_uid: Vec<u32>,
+    max_sessions: usize,
 }
 
 fn parse_args(rest: &[String]) -> Result<Args, Failure> {
@@ -94,6 +103,8 @@ fn parse_args(rest: &[String]) -> Result<Args, Failure> {
         drain_timeout: Duration::from_secs(30),
         connect_timeout: None,
         threads: None,
+        allow_uid: Vec::new(),
+        max_sessions: DEFAULT_MAX_SESSIONS,
     };
     let mut i = 0;
     while i < rest.len() {
@@ -140,6 +151,14 @@ fn parse_args(rest: &[String]) -> Result<Args, Failure> {
             "--threads" => match value.parse::<usize>() {
                 Ok(n) if (1..=1024).contains(&n) => a.threads = Some(n),
                 _ => return usage(format!("--threads needs a number from 1 to 1024, not '{value}'")),
+            },
+            "--allow-uid" => match value.parse::<u32>() {
+                Ok(uid) => a.allow_uid.push(uid),
+                Err(_) => return usage(format!("--allow-uid needs a numeric user id (see `id -u NAME`), not '{value}'")),
+            },
+            "--max-sessions" => match value.parse::<usize>() {
+                Ok(n) if (1..=MAX_SESSIONS_LIMIT).contains(&n) => a.max_sessions = n,
+                _ => return usage(format!("--max-sessions needs a number from 1 to {MAX_SESSIONS_LIMIT}, not '{value}'")),
             },
             "--local-password-file" => a.local_password_file = Some(PathBuf::from(value)),
             "--drain-timeout" => a.drain_timeout = secs(&value)?,
@@ -189,6 +208,11 @@ struct Shared {
     cancel: Mutex<HashMap<CancelKey, CancelTarget>>,
     active: AtomicUsize,
     hard_stop: watch::Receiver<bool>,
+    /// Uids whose processes may use the Unix socket (SO_PEERCRED).
+    allow_uid: Vec<u32>,
+    /// One permit per session (--max-sessions).
+    sessions: Arc<Semaphore>,
+    max_sessions: usize,
 }
 
 pub fn cmd(options: Options, rest: &[String]) -> Result<u8, Failure> {
@@ -245,6 +269,12 @@ pub fn cmd(options: Options, rest: &[String]) -> Result<u8, Failure> {
         user,
         connector.credential_description()
     );
+    let allow_uid = if args.allow_uid.is_empty() {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        vec![unsafe { libc::geteuid() }]
+    } else {
+        args.allow_uid.clone()
+    };
     let (hard_tx, hard_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         password_mode: connector.is_password_mode(),
@@ -254,6 +284,9 @@ pub fn cmd(options: Options, rest: &[String]) -> Result<u8, Failure> {
         cancel: Mutex::new(HashMap::new()),
         active: AtomicUsize::new(0),
         hard_stop: hard_rx,
+        allow_uid,
+        sessions: Arc::new(Semaphore::new(args.max_sessions)),
+        max_sessions: args.max_sessions,
     });
     let code = rt.block_on(serve(shared, addrs, args.unix_socket, args.port, args.drain_timeout, hard_tx, description))?;
     rt.shutdown_timeout(Duration::from_millis(200));
@@ -301,7 +334,8 @@ async fn serve(
                     r = l.accept() => match r {
                         Ok((s, peer)) => {
                             let _ = s.set_nodelay(true);
-                            spawn_session(shared.clone(), s, peer.to_string(), alive.clone());
+                            let admission = admit(&shared);
+                            spawn_session(shared.clone(), s, peer.to_string(), admission, alive.clone());
                         }
                         Err(e) => accept_error(e).await,
                     }
@@ -318,11 +352,22 @@ async fn serve(
                     _ = stop.changed() => break,
                     r = l.accept() => match r {
                         Ok((s, _)) => {
-                            let peer = match s.peer_cred() {
-                                Ok(c) => format!("unix:{}(pid={},uid={})", path.display(), c.pid().unwrap_or(0), c.uid()),
-                                Err(_) => format!("unix:{}", path.display()),
+                            let (peer, admission) = match s.peer_cred() {
+                                Ok(c) => {
+                                    let peer = format!("unix:{}(pid={},uid={})", path.display(), c.pid().unwrap_or(0), c.uid());
+                                    (peer, check_peer_uid(&shared.allow_uid, c.uid()).unwrap_or_else(|| admit(&shared)))
+                                }
+                                // Fail closed: a peer whose uid is unknown is not served.
+                                Err(e) => (
+                                    format!("unix:{}", path.display()),
+                                    Admission::Refused {
+                                        sqlstate: "28000",
+                                        message: "pgentra proxy: cannot identify the connecting user (peer credentials)".into(),
+                                        detail: format!("peer credentials unavailable: {e}"),
+                                    },
+                                ),
                             };
-                            spawn_session(shared.clone(), s, peer, alive.clone());
+                            spawn_session(shared.clone(), s, peer, admission, alive.clone());
                         }
                         Err(e) => accept_error(e).await,
                     }
@@ -367,13 +412,34 @@ async fn accept_error(e: io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-fn spawn_session<S>(shared: Arc<Shared>, stream: S, peer: String, alive: mpsc::Sender<()>)
+/// A session slot if one of --max-sessions is free (released when the session ends).
+fn admit(shared: &Shared) -> Admission {
+    match shared.sessions.clone().try_acquire_owned() {
+        Ok(permit) => Admission::Admitted { _slot: permit },
+        Err(_) => Admission::OverLimit(shared.max_sessions),
+    }
+}
+
+/// `None` when `uid` may use the Unix socket, else the refusal (28000, as PostgreSQL answers
+/// a peer that pg_hba.conf rejects). The check happens before anything is read from the peer.
+fn check_peer_uid(allowed: &[u32], uid: u32) -> Option<Admission> {
+    if allowed.contains(&uid) {
+        return None;
+    }
+    Some(Admission::Refused {
+        sqlstate: "28000",
+        message: format!("pgentra proxy: user id {uid} may not use this socket (the proxy serves --allow-uid only)"),
+        detail: format!("uid {uid} is not in --allow-uid"),
+    })
+}
+
+fn spawn_session<S>(shared: Arc<Shared>, stream: S, peer: String, admission: Admission, alive: mpsc::Sender<()>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     shared.active.fetch_add(1, Ordering::SeqCst);
     tokio::spawn(async move {
-        session(&shared, stream, peer).await;
+        session(&shared, stream, peer, admission).await;
         shared.active.fetch_sub(1, Ordering::SeqCst);
         drop(alive);
     });
@@ -455,5 +521,59 @@ mod tests {
         assert!(resolve_listen(&["0.0.0.0:6432".into()], false).is_err());
         assert!(resolve_listen(&["10.1.2.3:6432".into()], false).is_err());
         assert!(resolve_listen(&["0.0.0.0:6432".into()], true).is_ok());
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn allow_uid_and_max_sessions_flags() {
+        let a = parse_args(&[]).unwrap_or_else(|_| panic!("no flags"));
+        assert!(a.allow_uid.is_empty());
+        assert_eq!(a.max_sessions, DEFAULT_MAX_SESSIONS);
+        let a = parse_args(&strings(&["--allow-uid", "1000", "--allow-uid=65534", "--max-sessions", "2"])).unwrap_or_else(|_| panic!("valid"));
+        assert_eq!(a.allow_uid, vec![1000, 65534]);
+        assert_eq!(a.max_sessions, 2);
+        for bad in [&["--allow-uid", "bob"][..], &["--allow-uid", "-1"], &["--allow-uid"], &["--max-sessions", "0"], &["--max-sessions", "x"]] {
+            match parse_args(&strings(bad)) {
+                Err(Failure::Usage(u)) => assert!(u.0.contains(bad[0]), "{bad:?}: {}", u.0),
+                _ => panic!("{bad:?} accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn peer_uid_check() {
+        assert!(check_peer_uid(&[1000, 0], 0).is_none());
+        match check_peer_uid(&[1000], 65534) {
+            Some(Admission::Refused { sqlstate, message, detail }) => {
+                assert_eq!(sqlstate, "28000");
+                assert!(message.contains("65534") && detail.contains("--allow-uid"));
+            }
+            _ => panic!("uid 65534 must be refused"),
+        }
+    }
+
+    #[test]
+    fn the_unix_socket_is_bound_0600_without_leftovers() {
+        use std::os::unix::fs::PermissionsExt;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("pgentra-bind-{}-{nanos}", std::process::id()));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _guard = rt.enter();
+        let (l, path) = bind_unix(&dir, 5999).unwrap_or_else(|e| panic!("{}", e.message()));
+        assert_eq!(std::fs::symlink_metadata(&path).unwrap().permissions().mode() & 0o7777, 0o600);
+        let names: Vec<String> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, vec![".s.PGSQL.5999".to_string()]);
+        // A live socket is not taken over; a stale one is replaced.
+        assert!(bind_unix(&dir, 5999).is_err());
+        drop(l);
+        let (_l, _) = bind_unix(&dir, 5999).unwrap_or_else(|e| panic!("stale socket: {}", e.message()));
+        // Something that is not a socket is left alone.
+        std::fs::write(dir.join(".s.PGSQL.6000"), "x").unwrap();
+        let e = bind_unix(&dir, 6000).err().expect("not a socket");
+        assert!(e.message().contains("not a socket"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -22,7 +22,18 @@ pub(super) fn outcome(word: &'static str, detail: impl Into<String>) -> Outcome 
     Outcome { word, detail: Some(detail.into()) }
 }
 
-pub(super) async fn session<S>(shared: &Shared, stream: S, peer: String)
+/// Whether a new connection is served, decided when it is accepted.
+pub(super) enum Admission {
+    /// A --max-sessions slot, held until the session ends.
+    Admitted { _slot: OwnedSemaphorePermit },
+    /// Every slot is taken (the limit is the value): a cancel request is still forwarded, a
+    /// login is refused with 53300 (too_many_connections), as PostgreSQL does.
+    OverLimit(usize),
+    /// Refused before anything is read from the client (a Unix-socket peer that is not allowed).
+    Refused { sqlstate: &'static str, message: String, detail: String },
+}
+
+pub(super) async fn session<S>(shared: &Shared, stream: S, peer: String, admission: Admission)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -30,8 +41,20 @@ where
     let mut client = Counted { inner: stream, read: 0, written: 0 };
     let mut info = SessionInfo::default();
     let mut hard = shared.hard_stop.clone();
+    let over_limit = match &admission {
+        Admission::OverLimit(max) => Some(*max),
+        _ => None,
+    };
     let result = tokio::select! {
-        o = run_session(shared, &mut client, &mut info) => o,
+        o = async {
+            match &admission {
+                Admission::Refused { sqlstate, message, detail } => {
+                    refuse(&mut client, sqlstate, message).await;
+                    outcome("refused", detail.clone())
+                }
+                _ => run_session(shared, &mut client, &mut info, over_limit).await,
+            }
+        } => o,
         _ = async {
             if hard.wait_for(|v| *v).await.is_err() {
                 std::future::pending::<()>().await
@@ -67,6 +90,8 @@ where
         line.push_str(&format!(" detail={}", field(d)));
     }
     log!("{line}");
+    // The --max-sessions slot, if any, is free again.
+    drop(admission);
 }
 
 /// A log value: bare when it is plain, else quoted with escapes (logfmt-like).
@@ -78,12 +103,13 @@ pub(super) fn field(v: &str) -> String {
     }
 }
 
-pub(super) async fn run_session<S>(shared: &Shared, client: &mut Counted<S>, info: &mut SessionInfo) -> Outcome
+pub(super) async fn run_session<S>(shared: &Shared, client: &mut Counted<S>, info: &mut SessionInfo, over_limit: Option<usize>) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     // 1. The client's startup packet (and the local password, if one is configured).
-    let startup = match timeout(STARTUP_TIMEOUT, read_startup(&mut *client)).await {
+    let wait = if over_limit.is_some() { OVER_LIMIT_STARTUP_TIMEOUT } else { STARTUP_TIMEOUT };
+    let startup = match timeout(wait, read_startup(&mut *client)).await {
         Err(_) => {
             refuse(client, "08P01", "timeout waiting for the startup packet").await;
             return outcome("refused", "timeout waiting for the startup packet");
@@ -108,6 +134,10 @@ where
     info.application_name = get("application_name");
     let database = get("database").or_else(|| shared.upstream.dbname.clone());
     info.database = database.clone();
+    if let Some(max) = over_limit {
+        refuse(client, "53300", &format!("sorry, too many clients already (pgentra proxy: --max-sessions {max})")).await;
+        return outcome("refused", format!("--max-sessions {max} reached"));
+    }
     let passthrough: Vec<(String, String)> = params.into_iter().filter(|(k, _)| k != "user" && k != "database").collect();
 
     if let Some(expected) = &shared.local_password {
