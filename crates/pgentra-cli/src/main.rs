@@ -25,7 +25,10 @@ Commands:
   proxy [--listen ADDR] [--unix-socket DIR] [--allow-uid UID] [--max-sessions N]
                               a local PostgreSQL endpoint without passwords: each session is
                               logged in upstream over TLS with a current token
-  pgpass [--file PATH]        write or refresh host:port:dbname:user:token in ~/.pgpass (0600)
+  pgpass [--file PATH] [--service NAME]
+                              write or refresh host:port:dbname:user:token in ~/.pgpass (0600)
+                              and the [NAME] section of ~/.pg_service.conf with its sslmode:
+                              connect with `psql service=NAME`
   help [COMMAND]              this text, or one command's
 
 Options:
@@ -107,15 +110,26 @@ without --allow-remote), 4 credential, 5 identity service, 6 network (cannot lis
 policy (a token would travel without TLS).
 ";
 
-const PGPASS_HELP: &str = r#"pgentra pgpass [--file PATH]
+const PGPASS_HELP: &str = r#"pgentra pgpass [--file PATH] [--service NAME] [--service-file PATH]
 
 Writes the line `host:port:dbname:user:token` (the configured password in secret mode) to the
-libpq password file PATH (default: $PGPASSFILE, else ~/.pgpass), so that any libpq program
-logs in without pgentra: psql "host=... dbname=... user=... sslmode=require". `:` and `\` in a
-field are escaped with `\`; without a configured database the dbname field is `*`. A line for
-the same host:port:dbname:user is replaced in place (the new line goes before any wildcard line
-that would otherwise win); other lines and comments are kept. The file is replaced atomically
-(temporary file, fsync, rename) with mode 0600, which also tightens a looser mode. The token is
+libpq password file PATH (default: $PGPASSFILE, else ~/.pgpass), and the section [NAME]
+(default: pgentra) of the connection service file (default: $PGSERVICEFILE, else
+~/.pg_service.conf) with host, port, dbname, user, sslmode, sslrootcert (when configured) and
+passfile. A password-file line carries no sslmode, and libpq's default (prefer) would send the
+token in cleartext to a server that declines TLS; so connect through the service, which keeps
+the TLS mode pgentra decided (even over PGSSLMODE):
+
+    psql service=pgentra            (or PGSERVICE=pgentra psql)
+
+A mode that does not guarantee TLS (disable, allow, prefer) is refused unless
+PGENTRA_ALLOW_INSECURE=1. `:` and `\` in a field are escaped with `\`; without a configured
+database the dbname field is `*`. A line for the same host:port:dbname:user is replaced in place
+(before any wildcard line that would otherwise win) and the [NAME] section is replaced; other
+lines, sections and comments are kept. Neither file is followed if it is a symbolic link (it is
+refused). Both are replaced atomically (temporary file, fsync, rename; the password file with
+mode 0600, which also tightens a looser mode) while holding a lock on .pgpass.lock (and
+.pg_service.conf.lock) next to them, so concurrent runs keep each other's lines. The token is
 never printed.
 
 Tokens expire (about 60-90 minutes); refresh the line periodically:
