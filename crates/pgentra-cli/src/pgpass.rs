@@ -350,8 +350,12 @@ fn merge_service(existing: &[u8], name: &str, section: &str) -> Vec<u8> {
 /// Under the locks: write the service section, then the password-file lines (so a token line
 /// never exists without its TLS settings). Returns (lines replaced, old pgpass mode).
 fn update_files(pgpass: &Path, entries: &[Entry], service_file: &Path, service: &str, section: &str) -> Result<(usize, Option<u32>), Error> {
-    let _pgpass_lock = lock(pgpass)?;
-    let _service_lock = if lock_path(service_file) != lock_path(pgpass) { Some(lock(service_file)?) } else { None };
+    // Both locks, always in path order, so that two runs naming the files the other way
+    // round cannot deadlock.
+    let (a, b) = (lock_path(pgpass), lock_path(service_file));
+    let (first, second) = if a <= b { (pgpass, service_file) } else { (service_file, pgpass) };
+    let _first = lock(first)?;
+    let _second = if a != b { Some(lock(second)?) } else { None };
 
     let old_service = read_nofollow(service_file, SERVICE)?;
     let mut old_pgpass = read_nofollow(pgpass, PGPASS)?;

@@ -891,17 +891,26 @@ fn max_sessions_refuses_the_extra_session_with_53300_until_one_ends() {
     let mut p = Proxy::start(&["--max-sessions", "2"]);
     let params = p.params();
     let first = rt!().block_on(pgentra::db::connect(&params)).expect("session 1");
-    let second = rt!().block_on(pgentra::db::connect(&params)).expect("session 2");
+    let second = std::sync::Arc::new(rt!().block_on(pgentra::db::connect(&params)).expect("session 2"));
     // The third is refused with too_many_connections.
     let answer = raw_exchange(p.port, &startup_packet("whoever", "postgres"));
     assert_eq!(sqlstate(&answer).as_deref(), Some("53300"), "answer: {:?}", text(&answer));
     let err = rt!().block_on(pgentra::db::connect(&params)).map(|_| ()).unwrap_err();
     assert!(err.message().contains("too many clients") || err.message().contains("53300"), "{}", err.message());
-    // The two sessions still work.
-    for c in [&first, &second] {
+    // The two sessions still work, and at the limit a cancel request still gets through.
+    for c in [&first, &*second] {
         let row = rt!().block_on(c.query_one("select current_user::text", &[])).unwrap();
         assert_eq!(row.get::<_, String>(0), "pgentra-app");
     }
+    let cancel = second.cancel_token();
+    let query = {
+        let second = second.clone();
+        rt!().spawn(async move { second.simple_query("select pg_sleep(30)").await.map(|_| ()) })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    rt!().block_on(cancel.cancel_query(tokio_postgres::NoTls)).expect("cancel request sent");
+    let err = rt!().block_on(query).unwrap().expect_err("the query was cancelled");
+    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::QUERY_CANCELED), "{err}");
     // When one ends, its slot is free again.
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -920,4 +929,5 @@ fn max_sessions_refuses_the_extra_session_with_53300_until_one_ends() {
     assert!(p.stop().success());
     let log = p.log();
     assert!(log.contains("--max-sessions 2 reached"), "{log}");
+    assert!(log.contains("kind=cancel") && log.contains("outcome=cancel-forwarded"), "{log}");
 }

@@ -166,6 +166,9 @@ fn parse_args(rest: &[String]) -> Result<Args, Failure> {
             other => return usage(format!("unexpected argument '{other}'")),
         }
     }
+    if !a.allow_uid.is_empty() && a.unix_socket.is_none() {
+        return usage("--allow-uid checks Unix-socket clients only: add --unix-socket DIR (TCP peers have no credentials to check)");
+    }
     if a.listen.is_empty() && a.unix_socket.is_none() {
         a.listen.push(DEFAULT_LISTEN.to_string());
     }
@@ -532,10 +535,10 @@ mod tests {
         let a = parse_args(&[]).unwrap_or_else(|_| panic!("no flags"));
         assert!(a.allow_uid.is_empty());
         assert_eq!(a.max_sessions, DEFAULT_MAX_SESSIONS);
-        let a = parse_args(&strings(&["--allow-uid", "1000", "--allow-uid=65534", "--max-sessions", "2"])).unwrap_or_else(|_| panic!("valid"));
+        let a = parse_args(&strings(&["--unix-socket", "/run/x", "--allow-uid", "1000", "--allow-uid=65534", "--max-sessions", "2"])).unwrap_or_else(|_| panic!("valid"));
         assert_eq!(a.allow_uid, vec![1000, 65534]);
         assert_eq!(a.max_sessions, 2);
-        for bad in [&["--allow-uid", "bob"][..], &["--allow-uid", "-1"], &["--allow-uid"], &["--max-sessions", "0"], &["--max-sessions", "x"]] {
+        for bad in [&["--allow-uid", "bob"][..], &["--allow-uid", "-1"], &["--allow-uid"], &["--allow-uid", "1000"], &["--max-sessions", "0"], &["--max-sessions", "x"]] {
             match parse_args(&strings(bad)) {
                 Err(Failure::Usage(u)) => assert!(u.0.contains(bad[0]), "{bad:?}: {}", u.0),
                 _ => panic!("{bad:?} accepted"),
