@@ -22,10 +22,13 @@ Commands:
                               as the owner (PG* variables or --host/--port/--dbname/--user,
                               password from PGPASSWORD or a prompt) grant ALL on the schema's
                               tables and sequences to NAME
-  proxy [--listen ADDR] [--unix-socket DIR]
+  proxy [--listen ADDR] [--unix-socket DIR] [--allow-uid UID] [--max-sessions N]
                               a local PostgreSQL endpoint without passwords: each session is
                               logged in upstream over TLS with a current token
-  pgpass [--file PATH]        write or refresh host:port:dbname:user:token in ~/.pgpass (0600)
+  pgpass [--file PATH] [--service NAME]
+                              write or refresh host:port:dbname:user:token in ~/.pgpass (0600)
+                              and the [NAME] section of ~/.pg_service.conf with its sslmode:
+                              connect with `psql service=NAME`
   help [COMMAND]              this text, or one command's
 
 Options:
@@ -56,8 +59,9 @@ fn help_for(cmd: &str) -> &'static str {
     }
 }
 
-const PROXY_HELP: &str = "pgentra proxy [--listen HOST:PORT]... [--unix-socket DIR [--port P]] [--allow-remote]
-              [--local-password-file F] [--drain-timeout SECS] [--connect-timeout SECS] [--threads N]
+const PROXY_HELP: &str = "pgentra proxy [--listen HOST:PORT]... [--unix-socket DIR [--port P]] [--allow-uid UID]...
+              [--allow-remote] [--local-password-file F] [--max-sessions N] [--drain-timeout SECS]
+              [--connect-timeout SECS] [--threads N]
 
 A local PostgreSQL endpoint for clients that cannot fetch tokens: they connect without a
 password; for each session the proxy opens a TLS connection to the configured server (sslmode
@@ -70,13 +74,22 @@ from the cache and the login is retried once with a fresh one.
                           unless --allow-remote.
   --unix-socket DIR       also (or only) listen on DIR/.s.PGSQL.PORT, as PostgreSQL names it,
                           so `psql -h DIR -p PORT` works; PORT is --port, else the first
-                          --listen port, else 6432. The socket is created with mode 0600.
+                          --listen port, else 6432. The socket has mode 0600 from the moment
+                          it exists (bound in a private directory, then renamed into place).
+  --allow-uid UID         serve Unix-socket clients whose uid (SO_PEERCRED) is UID (repeatable;
+                          default: the proxy's own effective uid; when given, only the listed
+                          uids). Others get FATAL 28000 before anything is read and never reach
+                          the server. TCP clients on loopback are not checked: for one local
+                          user only, use --unix-socket without --listen.
   --allow-remote          allow a non-loopback --listen address (use --local-password-file:
                           otherwise anyone who reaches it logs in as this identity)
   --local-password-file F clients must send the password on F's first line (the proxy asks
                           with AuthenticationCleartextPassword)
   --drain-timeout SECS    on SIGTERM/SIGINT stop accepting and let sessions finish for up to
                           SECS (default 30), then close them; a second signal closes them now
+  --max-sessions N        at most N concurrent sessions (default 200); one more gets FATAL
+                          53300 (too_many_connections) and is closed; a cancel request is still
+                          forwarded. The slot is free again when a session ends.
   --connect-timeout SECS  upstream connect and TLS timeout (default connect_timeout or 15)
   --threads N             worker threads (default: one per CPU)
 
@@ -97,15 +110,26 @@ without --allow-remote), 4 credential, 5 identity service, 6 network (cannot lis
 policy (a token would travel without TLS).
 ";
 
-const PGPASS_HELP: &str = r#"pgentra pgpass [--file PATH]
+const PGPASS_HELP: &str = r#"pgentra pgpass [--file PATH] [--service NAME] [--service-file PATH]
 
 Writes the line `host:port:dbname:user:token` (the configured password in secret mode) to the
-libpq password file PATH (default: $PGPASSFILE, else ~/.pgpass), so that any libpq program
-logs in without pgentra: psql "host=... dbname=... user=... sslmode=require". `:` and `\` in a
-field are escaped with `\`; without a configured database the dbname field is `*`. A line for
-the same host:port:dbname:user is replaced in place (the new line goes before any wildcard line
-that would otherwise win); other lines and comments are kept. The file is replaced atomically
-(temporary file, fsync, rename) with mode 0600, which also tightens a looser mode. The token is
+libpq password file PATH (default: $PGPASSFILE, else ~/.pgpass), and the section [NAME]
+(default: pgentra) of the connection service file (default: $PGSERVICEFILE, else
+~/.pg_service.conf) with host, port, dbname, user, sslmode, sslrootcert (when configured) and
+passfile. A password-file line carries no sslmode, and libpq's default (prefer) would send the
+token in cleartext to a server that declines TLS; so connect through the service, which keeps
+the TLS mode pgentra decided (even over PGSSLMODE):
+
+    psql service=pgentra            (or PGSERVICE=pgentra psql)
+
+A mode that does not guarantee TLS (disable, allow, prefer) is refused unless
+PGENTRA_ALLOW_INSECURE=1. `:` and `\` in a field are escaped with `\`; without a configured
+database the dbname field is `*`. A line for the same host:port:dbname:user is replaced in place
+(before any wildcard line that would otherwise win) and the [NAME] section is replaced; other
+lines, sections and comments are kept. Neither file is followed if it is a symbolic link (it is
+refused). Both are replaced atomically (temporary file, fsync, rename; the password file with
+mode 0600, which also tightens a looser mode) while holding a lock on .pgpass.lock (and
+.pg_service.conf.lock) next to them, so concurrent runs keep each other's lines. The token is
 never printed.
 
 Tokens expire (about 60-90 minutes); refresh the line periodically:

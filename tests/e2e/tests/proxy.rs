@@ -488,7 +488,9 @@ fn pgpass_writes_a_0600_line_that_psql_uses_and_replaces_it() {
     std::fs::write(&file, "# kept\nother.example:5432:*:bob:pw\n").unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let path = file.display().to_string();
-    let vars = token_mode_vars();
+    let mut vars = token_mode_vars();
+    // The service file it also writes goes to the scratch directory, not to HOME.
+    vars.insert("PGSERVICEFILE".into(), dir.join("pg_service.conf").display().to_string());
     let out = cli(&["pgpass", "--file", &path], &vars);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let token = current_token();
@@ -650,4 +652,285 @@ fn secret_mode_logs_in_with_scram_sha_256_and_md5() {
         assert!(p.stop().success());
         assert!(p.log().contains("token_retry=false"), "no retry in secret mode: {}", p.log());
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who may connect: the Unix socket's mode, peer uids, the session limit.
+
+/// Directory events seen by inotify: (mask, name).
+fn inotify_events(fd: i32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return out;
+        }
+        let mut off = 0usize;
+        while off + 16 <= n as usize {
+            let mask = u32::from_ne_bytes(buf[off + 4..off + 8].try_into().unwrap());
+            let len = u32::from_ne_bytes(buf[off + 12..off + 16].try_into().unwrap()) as usize;
+            let raw = &buf[off + 16..off + 16 + len];
+            let name = String::from_utf8_lossy(&raw[..raw.iter().position(|&c| c == 0).unwrap_or(len)]).into_owned();
+            out.push((mask, name));
+            off += 16 + len;
+        }
+    }
+}
+
+#[test]
+fn the_unix_socket_is_0600_from_the_moment_its_name_exists() {
+    let sock = scratch_dir("sockmode");
+    let dir = sock.display().to_string();
+    // Every change in the directory, from before the proxy starts.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    assert!(fd >= 0);
+    let cdir = std::ffi::CString::new(dir.clone()).unwrap();
+    let wd = unsafe { libc::inotify_add_watch(fd, cdir.as_ptr(), libc::IN_CREATE | libc::IN_ATTRIB | libc::IN_MOVED_TO) };
+    assert!(wd >= 0);
+    // And a poller that records every mode the socket's path shows.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (sock, stop) = (sock.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut modes = std::collections::BTreeSet::new();
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(rd) = std::fs::read_dir(&sock) {
+                    for e in rd.flatten() {
+                        if e.file_name().to_string_lossy().starts_with(".s.PGSQL.") {
+                            if let Ok(m) = std::fs::symlink_metadata(e.path()) {
+                                modes.insert(m.permissions().mode() & 0o7777);
+                            }
+                        }
+                    }
+                }
+            }
+            modes
+        })
+    };
+    let mut p = Proxy::start(&["--unix-socket", &dir]);
+    let name = format!(".s.PGSQL.{}", p.port);
+    let path = sock.join(&name);
+    let mode = std::fs::symlink_metadata(&path).expect("socket file").permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "right after `listening`");
+    stop.store(true, Ordering::SeqCst);
+    let modes = poller.join().unwrap();
+    assert!(modes.iter().all(|m| *m == 0o600), "the socket's path was seen with modes {:?}", modes.iter().map(|m| format!("{m:04o}")).collect::<Vec<_>>());
+    let events = inotify_events(fd);
+    unsafe { libc::close(fd) };
+    let ours: Vec<&(u32, String)> = events.iter().filter(|(_, n)| *n == name).collect();
+    assert!(!ours.is_empty(), "no event for {name}: {events:?}");
+    // A chmod after the name appeared means it was reachable with another mode before.
+    assert!(
+        !ours.iter().any(|(m, _)| m & libc::IN_ATTRIB != 0),
+        "the socket's mode was changed after its name existed (bind, then chmod): {events:?}"
+    );
+    // Nothing private is left behind.
+    let left: Vec<String> = std::fs::read_dir(&sock).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(left, vec![name.clone()], "{left:?}");
+    assert_eq!(current_user_via(p.port, &dir), "pgentra-app");
+    assert!(p.stop().success());
+    let _ = std::fs::remove_dir_all(&sock);
+}
+
+fn nobody() -> (u32, u32) {
+    let out = Command::new("id").args(["-u", "nobody"]).output().unwrap();
+    let uid: u32 = text(&out.stdout).trim().parse().unwrap();
+    let out = Command::new("id").args(["-g", "nobody"]).output().unwrap();
+    let gid: u32 = text(&out.stdout).trim().parse().unwrap();
+    (uid, gid)
+}
+
+/// As `uid`/`gid` (a forked child that drops privileges and then makes only raw system calls,
+/// all async-signal-safe), connect to the Unix socket `path`, send `packet` and return what
+/// the proxy answers; `Err(errno)` if the connect fails.
+fn unix_exchange_as(uid: u32, gid: u32, path: &Path, packet: &[u8]) -> Result<Vec<u8>, i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    assert!(bytes.len() < addr.sun_path.len());
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let mut fds = [0i32; 2];
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let tv = libc::timeval { tv_sec: 10, tv_usec: 0 };
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        unsafe {
+            libc::close(fds[0]);
+            if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                libc::_exit(3);
+            }
+            let s = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            if s < 0 {
+                libc::_exit(3);
+            }
+            libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&tv as *const libc::timeval).cast(), std::mem::size_of::<libc::timeval>() as u32);
+            if libc::connect(s, (&addr as *const libc::sockaddr_un).cast(), std::mem::size_of::<libc::sockaddr_un>() as u32) != 0 {
+                let e = *libc::__errno_location();
+                libc::write(fds[1], (&e as *const i32).cast(), 4);
+                libc::_exit(2);
+            }
+            libc::write(s, packet.as_ptr().cast(), packet.len());
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = libc::read(s, buf.as_mut_ptr().cast(), buf.len());
+                if n <= 0 {
+                    break;
+                }
+                libc::write(fds[1], buf.as_ptr().cast(), n as usize);
+            }
+            libc::_exit(0);
+        }
+    }
+    unsafe { libc::close(fds[1]) };
+    let mut f = unsafe { <std::fs::File as std::os::unix::io::FromRawFd>::from_raw_fd(fds[0]) };
+    let mut out = Vec::new();
+    let _ = f.read_to_end(&mut out);
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status), "child status {status}");
+    match libc::WEXITSTATUS(status) {
+        0 => Ok(out),
+        2 => Err(i32::from_ne_bytes(out[..4].try_into().unwrap())),
+        c => panic!("the child could not become uid {uid} (exit {c})"),
+    }
+}
+
+fn startup_packet(user: &str, database: &str) -> Vec<u8> {
+    let mut body = 196608u32.to_be_bytes().to_vec();
+    for (k, v) in [("user", user), ("database", database)] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut m = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    m.extend_from_slice(&body);
+    m
+}
+
+/// The SQLSTATE of the first message if it is an ErrorResponse.
+fn sqlstate(answer: &[u8]) -> Option<String> {
+    if answer.first() != Some(&b'E') || answer.len() < 5 {
+        return None;
+    }
+    let mut body = &answer[5..];
+    while let Some((&t, rest)) = body.split_first() {
+        if t == 0 {
+            break;
+        }
+        let end = rest.iter().position(|&c| c == 0)?;
+        if t == b'C' {
+            return Some(String::from_utf8_lossy(&rest[..end]).into_owned());
+        }
+        body = &rest[end + 1..];
+    }
+    None
+}
+
+/// psql as `nobody` through the Unix socket in `dir`.
+fn psql_as_nobody(dir: &str, port: u16) -> Output {
+    Command::new("runuser")
+        .args(["-u", "nobody", "--", "env", "-i"])
+        .arg(format!("PATH={}", std::env::var("PATH").unwrap()))
+        .args(["PGPASSFILE=/dev/null", "PGCONNECT_TIMEOUT=15", "psql", "-X", "-A", "-t", "-h", dir, "-p", &port.to_string(), "-d", "postgres", "-c", "select current_user"])
+        .output()
+        .expect("runuser")
+}
+
+#[test]
+fn unix_socket_peers_with_another_uid_are_refused_unless_allowed() {
+    let token = current_token();
+    let (uid, gid) = nobody();
+    let sock = scratch_dir("peers");
+    let dir = sock.display().to_string();
+    let mut p = Proxy::start(&["--unix-socket", &dir]);
+    let path = sock.join(format!(".s.PGSQL.{}", p.port));
+    // The 0600 mode keeps other users out; loosen it (as an operator might, or a shared
+    // directory would) to show that the peer check stands on its own.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let answer = unix_exchange_as(uid, gid, &path, &startup_packet("nobody", "postgres")).expect("connect as nobody");
+    assert_eq!(sqlstate(&answer).as_deref(), Some("28000"), "answer: {:?}", text(&answer));
+    assert!(!text(&answer).contains(&token), "a refused peer got the token");
+    assert!(!answer.windows(9).any(|w| w == [b'R', 0, 0, 0, 8, 0, 0, 0, 0]), "a refused peer got AuthenticationOk");
+    let out = psql_as_nobody(&dir, p.port);
+    assert!(!out.status.success(), "nobody logged in: {}", text(&out.stdout));
+    assert!(text(&out.stderr).contains(&format!("user id {uid} may not use this socket")), "{}", text(&out.stderr));
+    // The proxy's own uid is still served.
+    assert_eq!(current_user_via(p.port, &dir), "pgentra-app");
+    assert!(p.stop().success());
+    let log = p.log();
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains(&format!("uid={uid})"))).collect();
+    assert_eq!(refused.len(), 2, "{log}");
+    for l in &refused {
+        assert!(l.contains("outcome=refused") && l.contains("--allow-uid"), "{l}");
+        // Never logged in upstream.
+        assert!(!l.contains(" user="), "{l}");
+    }
+    assert_log_has_no_secret(&log, &token);
+
+    // --allow-uid lets that uid in (and replaces the default: the proxy's own uid is now out).
+    let mut p = Proxy::start(&["--unix-socket", &dir, "--allow-uid", &uid.to_string()]);
+    let path = sock.join(format!(".s.PGSQL.{}", p.port));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = psql_as_nobody(&dir, p.port);
+    assert_eq!(text(&out.stdout).trim(), "pgentra-app", "{}", text(&out.stderr));
+    let out = psql_via(p.port, &dir, "select 1", &[]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("user id 0 may not use this socket"), "{}", text(&out.stderr));
+    // TCP on loopback is not subject to --allow-uid.
+    assert_eq!(current_user_via(p.port, "127.0.0.1"), "pgentra-app");
+    assert!(p.stop().success());
+    let _ = std::fs::remove_dir_all(&sock);
+}
+
+#[test]
+fn max_sessions_refuses_the_extra_session_with_53300_until_one_ends() {
+    let mut p = Proxy::start(&["--max-sessions", "2"]);
+    let params = p.params();
+    let first = rt!().block_on(pgentra::db::connect(&params)).expect("session 1");
+    let second = std::sync::Arc::new(rt!().block_on(pgentra::db::connect(&params)).expect("session 2"));
+    // The third is refused with too_many_connections.
+    let answer = raw_exchange(p.port, &startup_packet("whoever", "postgres"));
+    assert_eq!(sqlstate(&answer).as_deref(), Some("53300"), "answer: {:?}", text(&answer));
+    let err = rt!().block_on(pgentra::db::connect(&params)).map(|_| ()).unwrap_err();
+    assert!(err.message().contains("too many clients") || err.message().contains("53300"), "{}", err.message());
+    // The two sessions still work, and at the limit a cancel request still gets through.
+    for c in [&first, &*second] {
+        let row = rt!().block_on(c.query_one("select current_user::text", &[])).unwrap();
+        assert_eq!(row.get::<_, String>(0), "pgentra-app");
+    }
+    let cancel = second.cancel_token();
+    let query = {
+        let second = second.clone();
+        rt!().spawn(async move { second.simple_query("select pg_sleep(30)").await.map(|_| ()) })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    rt!().block_on(cancel.cancel_query(tokio_postgres::NoTls)).expect("cancel request sent");
+    let err = rt!().block_on(query).unwrap().expect_err("the query was cancelled");
+    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::QUERY_CANCELED), "{err}");
+    // When one ends, its slot is free again.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let third = loop {
+        match rt!().block_on(pgentra::db::connect(&params)) {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no slot after a session ended: {}", e.message());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    let row = rt!().block_on(third.query_one("select current_user::text", &[])).unwrap();
+    assert_eq!(row.get::<_, String>(0), "pgentra-app");
+    drop((second, third));
+    assert!(p.stop().success());
+    let log = p.log();
+    assert!(log.contains("--max-sessions 2 reached"), "{log}");
+    assert!(log.contains("kind=cancel") && log.contains("outcome=cancel-forwarded"), "{log}");
 }
