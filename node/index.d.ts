@@ -17,7 +17,12 @@ export declare class NativeConnector {
    * The connection parameters with the password or a current token: the object itself when
    * no request is needed, else a promise.
    */
-  params(): ConnectionParams | Promise<ConnectionParams>
+  params(overrides?: Record<string, string | undefined | null> | undefined | null): ConnectionParams | Promise<ConnectionParams>
+  /**
+   * The parameters as they will leave after `overrides` (libpq keywords; null removes one),
+   * without waiting for a token and without a password: the TLS policy applied.
+   */
+  settings(overrides?: Record<string, string | undefined | null> | undefined | null): ConnectionParams
   /**
    * The connection string in `format` (libpq, uri, ado, jdbc, json, shell; default libpq):
    * the string itself when no request is needed, else a promise.
@@ -34,7 +39,10 @@ export declare class NativeConnector {
   invalidate(): void
   /** The number of token requests this connector has made. */
   get tokenRequests(): number
-  /** The configuration, before any token (no password, no token). */
+  /**
+   * The configuration, before any token: never a password, a token or any other secret
+   * (`sslpassword` is left out). sslmode and sslrootcert are those the TLS policy gives.
+   */
   config(): ConnectorConfig
 }
 
@@ -99,7 +107,7 @@ export interface ConnectorOptions {
   authorityHost?: string
   allowInsecure?: boolean
   /**
-   * Keep `sslmode=require` for Azure servers instead of raising it to `verify-full`
+   * Keep `sslmode=require` for Azure servers instead of `verify-full`
    * (`PGENTRA_ALLOW_UNVERIFIED_TLS`).
    */
   allowUnverifiedTls?: boolean

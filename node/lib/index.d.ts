@@ -146,7 +146,8 @@ export declare class Connector {
   /** A current access token (cached, refreshed ahead of expiry). */
   getToken(): Promise<string>;
   /** Host, port, database, user, password (the token), sslmode and other libpq keywords. */
-  params(): Promise<ConnectionParams>;
+  /** `overrides` (libpq keywords; null removes one) are merged and checked by the core. */
+  params(overrides?: Record<string, string | null>): Promise<ConnectionParams>;
   /** The connection string with a current token. */
   connectionString(options?: ConnectionStringOptions | Format): Promise<string>;
   /** The same, blocking the event loop while a token is acquired (only when none is cached). */
@@ -160,7 +161,7 @@ export declare class Connector {
   /** The resolved configuration before any token (never a password or token). */
   readonly config: ConnectorConfig;
   /** An async `password` function for node-postgres. */
-  passwordFunction(): () => Promise<string>;
+  passwordFunction(overrides?: Record<string, string | null>): () => Promise<string>;
   /** A node-postgres config whose `password` fetches a current token for every new connection. */
   pgConfig<T extends object = {}>(overrides?: T): Promise<PgConfig & T>;
   /** The same without waiting; throws PGENTRA_CONFIG when the user must come from a token not yet cached. */

@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Callable, Dict, Optional
 
 from . import _pgentra
 
-__all__ = ["Connector", "default_connector", "is_auth_failure", "asyncpg_params"]
+__all__ = ["Connector", "default_connector", "is_auth_failure", "asyncpg_params", "asyncpg_final"]
 
 
 def _settle(fut: Any, error: Optional[BaseException], value: Any) -> None:
@@ -189,6 +189,14 @@ def asyncpg_params(info: Dict[str, Any]) -> Dict[str, Any]:
     for src, dst in (("host", "host"), ("port", "port"), ("user", "user"), ("dbname", "database"), ("password", "password"), ("sslmode", "ssl")):
         if src in info:
             out[dst] = info[src]
+    mode, root = info.get("sslmode"), info.get("sslrootcert")
+    if mode in ("verify-ca", "verify-full") and root:
+        # asyncpg takes no sslrootcert argument: the CA goes in a context of our own.
+        import ssl as ssl_module
+
+        ctx = ssl_module.create_default_context(cafile=None if root == "system" else root)
+        ctx.check_hostname = mode == "verify-full"
+        out["ssl"] = ctx
     if "application_name" in info:
         out["server_settings"] = {"application_name": info["application_name"]}
     if "connect_timeout" in info:
@@ -197,3 +205,53 @@ def asyncpg_params(info: Dict[str, Any]) -> Dict[str, Any]:
         except ValueError:
             pass
     return out
+
+
+_MODE_RANK = {"disable": 0, "allow": 1, "prefer": 2, "require": 3, "verify-ca": 4, "verify-full": 5}
+
+
+def _asyncpg_ssl_mode(ssl: Any) -> Optional[str]:
+    """The libpq sslmode an asyncpg `ssl` argument amounts to."""
+    if ssl is None:
+        return None
+    if ssl is False:
+        return "disable"
+    if ssl is True:
+        return "verify-full"  # asyncpg: a default context, which checks chain and name
+    if isinstance(ssl, str):
+        return ssl.strip().lower()
+    import ssl as ssl_module
+
+    if isinstance(ssl, ssl_module.SSLContext):
+        if ssl.verify_mode == ssl_module.CERT_REQUIRED:
+            return "verify-full" if ssl.check_hostname else "verify-ca"
+        return "require"
+    return None
+
+
+async def asyncpg_final(connector: Connector, user: Dict[str, Any]) -> Dict[str, Any]:
+    """asyncpg.connect keywords: the caller's host, port, database, user and ssl are merged by
+    the core, which checks what leaves (a weaker mode never replaces a stricter one, an Azure
+    server gets verify-full with its CA); the caller's SSLContext is kept only when it is at
+    least as strict. Other keywords of the caller win as they are."""
+    user = dict(user)
+    lib: Dict[str, Any] = {}
+    for src, dst in (("host", "host"), ("port", "port"), ("database", "dbname"), ("user", "user")):
+        if src in user:
+            v = user.pop(src)
+            if v is not None:
+                lib[dst] = v
+    if isinstance(user.get("password"), str):
+        lib["password"] = user.pop("password")
+    theirs = user.pop("ssl", None)
+    mode = _asyncpg_ssl_mode(theirs)
+    if mode is not None:
+        lib["sslmode"] = mode
+    info = await connector.conninfo_async(**lib)
+    p = asyncpg_params(info)
+    if mode is not None and not isinstance(theirs, (str, bool)) and _MODE_RANK.get(mode, 0) >= _MODE_RANK.get(info.get("sslmode", "require"), 3):
+        p["ssl"] = theirs
+    if "server_settings" in p and "server_settings" in user:
+        user["server_settings"] = {**p["server_settings"], **user["server_settings"]}
+    p.update(user)
+    return p

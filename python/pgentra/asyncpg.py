@@ -16,17 +16,14 @@ from typing import Any, Dict, Optional, Tuple
 
 import asyncpg
 
-from ._connector import Connector, asyncpg_params as connect_kwargs, default_connector, is_auth_failure, with_token_retry_async
+from ._connector import Connector, asyncpg_final, asyncpg_params as connect_kwargs, default_connector, is_auth_failure, with_token_retry_async
 
 __all__ = ["connect", "create_pool", "connect_kwargs"]
 
 
 async def _params(c: Connector, user: Dict[str, Any]) -> Dict[str, Any]:
-    p = connect_kwargs(await c.conninfo_async())
-    if "server_settings" in p and "server_settings" in user:
-        user = {**user, "server_settings": {**p["server_settings"], **user["server_settings"]}}
-    p.update(user)
-    return p
+    # The caller's host, port, database, user and ssl go through the core's final check.
+    return await asyncpg_final(c, user)
 
 
 async def connect(*, connector: Optional[Connector] = None, **kwargs: Any) -> Any:
@@ -51,10 +48,9 @@ def create_pool(*, connector: Optional[Connector] = None, **kwargs: Any) -> Any:
         kwargs["password"] = c.token_async  # asyncpg calls it for every new connection
 
     async def params(pool_kwargs: Dict[str, Any]) -> Tuple[Dict[str, Any], Optional[str]]:
-        p = connect_kwargs(await c.conninfo_async())
-        seen = p.get("password")
-        p.update(pool_kwargs)  # the pool's keywords (and asyncpg's own) win
-        return p, seen
+        seen = (await c.conninfo_async()).get("password")
+        # The pool's keywords win, except that their TLS can only be as strict or stricter.
+        return await asyncpg_final(c, pool_kwargs), seen
 
     async def _connect(*args: Any, **pool_kwargs: Any) -> Any:
         p, seen = await params(pool_kwargs)

@@ -20,7 +20,7 @@ import sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 
-from ._connector import Connector, asyncpg_params as _asyncpg_kwargs, default_connector, is_auth_failure
+from ._connector import Connector, asyncpg_final, default_connector, is_auth_failure
 
 try:  # SQLAlchemy 2.1 renamed it; both spellings exist there
     from sqlalchemy.util import await_only as _await
@@ -34,12 +34,6 @@ def url_from(connector: Connector, drivername: str = "postgresql+psycopg2") -> U
     """A URL with the connector's host, port and database (no user or password: those are
     filled in for each connection)."""
     return URL.create(drivername, host=connector.host, port=connector.port, database=connector.dbname)
-
-
-def _driver_params(dialect: Any, info: Dict[str, Any]) -> Dict[str, Any]:
-    if dialect.driver == "asyncpg":
-        return _asyncpg_kwargs(info)
-    return dict(info)  # psycopg2 and psycopg take libpq names
 
 
 def attach(engine: Any, connector: Optional[Connector] = None) -> Any:
@@ -57,10 +51,8 @@ def attach(engine: Any, connector: Optional[Connector] = None) -> Any:
 
         def params() -> Dict[str, Any]:
             if dialect.driver == "asyncpg":
-                info = _await(c.conninfo_async())
-                p = _driver_params(dialect, info)
-                p.update(from_url)  # the URL's values (host, query parameters...) win
-                return p
+                # The URL's host, port, database and ssl go through the core's final check.
+                return _await(asyncpg_final(c, from_url))
             # psycopg2 and psycopg take libpq names: the URL's values are merged by the core,
             # which checks the final parameters (`?sslmode=prefer` cannot lower the mode).
             return _await(c.conninfo_async(**from_url)) if is_async else c.conninfo(**from_url)
