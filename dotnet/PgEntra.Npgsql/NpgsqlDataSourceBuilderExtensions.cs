@@ -58,15 +58,25 @@ namespace PgEntra.Npgsql
             if (builder == null) throw new ArgumentNullException(nameof(builder));
             if (connector == null) throw new ArgumentNullException(nameof(connector));
 
-            DbConnectionStringBuilder current = Parse(connector.ConnectionString(Format.Ado));
             NpgsqlConnectionStringBuilder settings = builder.ConnectionStringBuilder;
+            DbConnectionStringBuilder current;
             if (string.IsNullOrEmpty(settings.Host))
             {
+                current = Parse(connector.ConnectionString(Format.Ado));
                 settings.Host = Value(current, "Server");
                 settings.Port = int.Parse(Value(current, "Port"), System.Globalization.CultureInfo.InvariantCulture);
                 settings.Database = Value(current, "Database");
-                settings.SslMode = (SslMode)Enum.Parse(typeof(SslMode), Value(current, "Ssl Mode"), true);
             }
+            else
+            {
+                // The builder's own host, port, database and SSL mode go through pgentra's final
+                // check: Npgsql's default (Prefer) or a weaker mode never carries the token.
+                string mode = settings.SslMode.ToString().ToLowerInvariant().Replace("verifyca", "verify-ca").Replace("verifyfull", "verify-full");
+                string overrides = "host='" + Quote(settings.Host) + "' port=" + settings.Port + " sslmode=" + mode
+                    + (string.IsNullOrEmpty(settings.Database) ? "" : " dbname='" + Quote(settings.Database) + "'");
+                current = Parse(connector.ConnectionStringWith(Format.Ado, overrides));
+            }
+            settings.SslMode = (SslMode)Enum.Parse(typeof(SslMode), Value(current, "Ssl Mode"), true);
             if (string.IsNullOrEmpty(settings.Username))
                 settings.Username = Value(current, "User Id");
 
@@ -79,6 +89,11 @@ namespace PgEntra.Npgsql
                 refreshInterval,
                 retryInterval);
             return builder;
+        }
+
+        private static string Quote(string v)
+        {
+            return v.Replace("\\", "\\\\").Replace("'", "\\'");
         }
 
         private static DbConnectionStringBuilder Parse(string ado)

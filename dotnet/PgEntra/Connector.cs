@@ -170,6 +170,26 @@ namespace PgEntra
             return Take(rc, s);
         }
 
+        /// <summary>The connection string after the caller's own values, given as a libpq
+        /// keyword/value string (for instance the host and SSL mode of an Npgsql builder): pgentra
+        /// merges them and checks the result as it will leave. A weaker sslmode never replaces a
+        /// stricter one, and an Azure server name gets verify-full.</summary>
+        public string ConnectionStringWith(Format format, string overrides)
+        {
+            var allocated = new System.Collections.Generic.List<System.Collections.Generic.KeyValuePair<IntPtr, int>>();
+            try
+            {
+                IntPtr o = Utf8.Alloc("overrides", overrides, allocated);
+                IntPtr s;
+                int rc = NativeMethods.pgentra_connection_string_with(Handle, (uint)format, o, out s);
+                return Take(rc, s);
+            }
+            finally
+            {
+                Utf8.WipeAndFree(allocated);
+            }
+        }
+
         /// <summary>The database user: explicit, else configured, else from the token's claims
         /// (which may acquire a token).</summary>
         public string User()

@@ -395,6 +395,25 @@ internal static class Tests
             }
         });
 
+        Run("TLS policy", () =>
+        {
+            string azure = Environment.GetEnvironmentVariable("PGENTRA_TEST_AZURE_HOST");
+            using (Connector c = new Connector(new ConnectorOptions { ConnectionString = "host=" + azure + " port=" + port + " dbname=postgres sslmode=require", Timeout = TimeSpan.FromSeconds(20) }))
+            {
+                DbConnectionStringBuilder b = new DbConnectionStringBuilder { ConnectionString = c.ConnectionString(Format.Ado) };
+                Check("an Azure name gets Ssl Mode=VerifyFull", (string)b["Ssl Mode"] == "VerifyFull", Show(c.ConnectionString(Format.Ado)));
+                DbConnectionStringBuilder w = new DbConnectionStringBuilder { ConnectionString = c.ConnectionStringWith(Format.Ado, "sslmode=prefer") };
+                Check("a weaker mode from the caller never replaces it", (string)w["Ssl Mode"] == "VerifyFull");
+            }
+            using (Connector c = connect())
+            {
+                DbConnectionStringBuilder w = new DbConnectionStringBuilder { ConnectionString = c.ConnectionStringWith(Format.Ado, "sslmode=prefer") };
+                Check("the builder's Prefer is raised to the connector's Require", (string)w["Ssl Mode"] == "Require");
+                DbConnectionStringBuilder m = new DbConnectionStringBuilder { ConnectionString = c.ConnectionStringWith(Format.Ado, "host=" + azure) };
+                Check("moving to an Azure name by an override raises it to VerifyFull", (string)m["Ssl Mode"] == "VerifyFull" && (string)m["Server"] == azure);
+            }
+        });
+
         Run("rotation", () =>
         {
             using (Connector c = connect())

@@ -40,7 +40,13 @@ func BeforeConnect(c *pgentra.Connector) func(context.Context, *pgx.ConnConfig) 
 	return func(ctx context.Context, cfg *pgx.ConnConfig) error {
 		theirs := modeOf(cfg.TLSConfig, cfg.Fallbacks)
 		var ov strings.Builder
-		fmt.Fprintf(&ov, "host=%s port=%d sslmode=%s", quote(cfg.Host), cfg.Port, theirs)
+		fmt.Fprintf(&ov, "sslmode=%s", theirs)
+		if cfg.Host != "" {
+			fmt.Fprintf(&ov, " host=%s", quote(cfg.Host))
+		}
+		if cfg.Port != 0 {
+			fmt.Fprintf(&ov, " port=%d", cfg.Port)
+		}
 		if cfg.Database != "" {
 			fmt.Fprintf(&ov, " dbname=%s", quote(cfg.Database))
 		}
@@ -84,7 +90,13 @@ func PoolConfig(ctx context.Context, c *pgentra.Connector) (*pgxpool.Config, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	dsn, err := c.SettingsString(pgentra.Libpq, "")
+	// The user may come from the token's claims (a managed identity): name it, or pgx would
+	// fill in the operating-system user.
+	user, err := c.UserContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dsn, err := c.SettingsString(pgentra.Libpq, "user="+quote(user))
 	if err != nil {
 		return nil, err
 	}

@@ -92,7 +92,8 @@ final class ExtensionTest extends TestCase
         } catch (ConfigException $e) {
             $this->assertStringContainsString('connection_string', $e->getMessage());
             $this->assertStringContainsString('port', $e->getMessage());
-            $this->assertStringContainsString('70000', $e->getMessage());
+            $this->assertStringContainsString('out of range', $e->getMessage());
+            $this->assertStringNotContainsString('70000', $e->getMessage());
             $this->assertSame(0, $e->getCode());
             $this->assertNull($e->serviceCode);
         }
@@ -170,7 +171,7 @@ final class ExtensionTest extends TestCase
         );
         $this->assertSame(0, $rc, $err);
         $this->assertStringContainsString('AZURE_POSTGRESQL_PORT', $out);
-        $this->assertStringContainsString('70000', $out);
+        $this->assertStringContainsString('out of range', $out);
     }
 
     /** A failed default connector is not kept: fixing the environment fixes the next call. */

@@ -93,7 +93,7 @@ def test_an_azure_name_gets_verify_full_and_the_drivers_log_in_verified():
         assert cur.fetchone()[0] == APP_ROLE
     with pgentra.psycopg.connect(connector=c) as conn:
         assert conn.execute("select current_user").fetchone()[0] == APP_ROLE
-        assert conn.info.get_parameters().get("server_version")
+        assert conn.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone()[0] is True
     assert "sslmode=verify-full" in c.dsn() and "sslrootcert=" in c.dsn()
 
 
@@ -152,3 +152,28 @@ def test_sqlalchemy_url_query_cannot_lower_sslmode():
             conn.execute(text("select 1"))
     engine.dispose()
     assert not fake.got_password(), fake.events
+
+
+def test_asyncpg_verified_for_an_azure_name_and_its_ssl_argument_cannot_lower_the_mode():
+    import asyncio
+    import ssl as ssl_module
+
+    import pgentra.asyncpg
+
+    async def run():
+        c = pgentra.Connector(connection_string=azure_cs())
+        conn = await pgentra.asyncpg.connect(connector=c)
+        try:
+            assert await conn.fetchval("select current_user") == APP_ROLE
+        finally:
+            await conn.close()
+        p = await pgentra.asyncpg._params(c, {"ssl": "require"})
+        assert isinstance(p["ssl"], ssl_module.SSLContext) and p["ssl"].check_hostname
+        fake = FakeServer()
+        local = pgentra.Connector(connection_string=f"host=127.0.0.1 port={fake.port} dbname=postgres sslmode=require")
+        for ssl in ("prefer", "disable", False):
+            with pytest.raises(Exception):
+                await pgentra.asyncpg.connect(connector=local, ssl=ssl, timeout=5)
+        assert not fake.got_password(), fake.events
+
+    asyncio.run(run())

@@ -58,13 +58,16 @@ module PgEntra
 
     # Connection parameters with a current token (or the configured password), ready for
     # PG.connect(**h): host, port (Integer), dbname, user, password, sslmode, and any other
-    # libpq parameter of the configuration, as Symbol keys. Overrides (Symbol or String keys)
-    # replace keys; nil removes one.
+    # libpq parameter of the configuration, as Symbol keys. Overrides (libpq keywords, Symbol
+    # or String keys) replace keys, nil removes one; the core merges them and checks the
+    # result as it will leave: a weaker sslmode never replaces a stricter one, and an Azure
+    # server name gets verify-full.
     def conninfo(**overrides)
-      info = _params
+      info = _params(overrides.map { |key, value| [key.to_s, value.nil? ? nil : value.to_s] })
+      # Where the core kept the caller's value, hand back the caller's object (e.g. an Integer).
       overrides.each do |key, value|
         key = key.to_sym
-        value.nil? ? info.delete(key) : info[key] = value
+        info[key] = value if !value.nil? && info[key] == value.to_s
       end
       info
     end

@@ -50,7 +50,8 @@ class CoreTest < Minitest::Test
   def test_bad_port_in_connection_string_is_a_config_error_naming_the_key
     e = assert_raises(PgEntra::ConfigError) { PgEntra::Connector.new(connection_string: "host=h port=70000") }
     assert_includes e.message, "port"
-    assert_includes e.message, "70000"
+    assert_includes e.message, "out of range"
+    refute_includes e.message, "70000" # never a value: it may be a piece of a password (#13)
     assert_includes e.message, "connection_string"
     assert_equal :config, e.kind
     assert_nil e.code

@@ -369,9 +369,10 @@ impl RbConnector {
         })
     }
 
-    fn params(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
+    /// `overrides`: [[libpq keyword, value or nil], ...], merged and checked by the core.
+    fn params(ruby: &Ruby, rb_self: &Self, overrides: Vec<(String, Option<String>)>) -> Result<RHash, Error> {
         guard(ruby, || {
-            let p = rb_self.call(ruby, |c| c.params())?;
+            let p = rb_self.call(ruby, move |c| c.params_with(&overrides))?;
             params_hash(ruby, &p)
         })
     }
@@ -550,7 +551,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     class.undef_default_alloc_func();
     class.define_singleton_method("_new", function!(RbConnector::new, 1))?;
     class.define_method("token", method!(RbConnector::token, 0))?;
-    class.define_method("_params", method!(RbConnector::params, 0))?;
+    class.define_method("_params", method!(RbConnector::params, 1))?;
     class.define_method(
         "_connection_string",
         method!(RbConnector::connection_string, 1),

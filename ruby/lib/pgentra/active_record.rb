@@ -64,14 +64,15 @@ module PgEntra
       end
 
       # The connection parameters with a current token: the connector's (host, port, dbname,
-      # user, password, sslmode, and any other libpq parameter of the configuration) under
-      # those given, which win, except the (empty) password.
+      # user, password, sslmode, and any other libpq parameter of the configuration) with
+      # those given, which win, except the (empty) password; merged by the core, which checks
+      # what leaves (database.yml's sslmode cannot lower the connector's).
       def client_params(connector, conn_params)
         given = conn_params.each_with_object({}) do |(k, v), h|
           k = k.to_sym
           h[k] = v unless v.nil? || k == :password
         end
-        connector.conninfo.merge(given)
+        connector.conninfo(**given)
       end
 
       # Yields the parameters with a current token; if the server refuses the token, renews it

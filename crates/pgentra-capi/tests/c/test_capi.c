@@ -67,6 +67,32 @@ static pgentra_connector *secret_connector(void) {
     return rc == PGENTRA_OK ? c : NULL;
 }
 
+/* The caller's own values through the final check: merged, never weakening sslmode; the
+ * settings form carries no password; a bad overrides string is a configuration error that
+ * quotes no value. */
+static void test_overrides(void) {
+    pgentra_connector *c = secret_connector();
+    if (!c) return;
+    char *s = POISON;
+    int rc = pgentra_connection_string_with(c, PGENTRA_FORMAT_LIBPQ, "sslmode=prefer application_name=ctest", &s);
+    CHECK(rc == PGENTRA_OK && contains(s, "sslmode=require") && contains(s, "application_name=ctest") && contains(s, "password=p"),
+          "connection_string_with: '%s'", rc ? last_error() : s);
+    if (rc == PGENTRA_OK) pgentra_string_free(s);
+    s = POISON;
+    rc = pgentra_connection_string_with(c, PGENTRA_FORMAT_LIBPQ, NULL, &s);
+    CHECK(rc == PGENTRA_OK && strcmp(s, SECRET_DSN) == 0, "NULL overrides: '%s'", rc ? last_error() : s);
+    if (rc == PGENTRA_OK) pgentra_string_free(s);
+    s = POISON;
+    rc = pgentra_settings_string(c, PGENTRA_FORMAT_LIBPQ, "host=other", &s);
+    CHECK(rc == PGENTRA_OK && contains(s, "host=other") && !contains(s, "password"), "settings_string: '%s'", rc ? last_error() : s);
+    if (rc == PGENTRA_OK) pgentra_string_free(s);
+    s = POISON;
+    rc = pgentra_connection_string_with(c, PGENTRA_FORMAT_LIBPQ, "password=Xy7 QpZw9secret", &s);
+    CHECK(rc == PGENTRA_ERR_CONFIG && s == NULL && contains(last_error(), "overrides") && !contains(last_error(), "QpZw9"),
+          "bad overrides: rc=%d '%s'", rc, last_error());
+    pgentra_connector_free(c);
+}
+
 static void test_version(void) {
     const char *v = pgentra_version();
     CHECK(v != NULL && strlen(v) >= 5 && v[0] >= '0' && v[0] <= '9', "version '%s'", v ? v : "(null)");
@@ -444,6 +470,7 @@ int main(void) {
     test_options();
     test_secret_mode();
     test_tls_policy();
+    test_overrides();
     test_token();
     test_free_null();
 
