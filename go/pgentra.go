@@ -163,6 +163,12 @@ type tokenCopy struct {
 	token  string
 }
 
+// String describes the connector without any of its state: never the token it holds.
+func (c *Connector) String() string { return "pgentra.Connector" }
+
+// GoString is String, for %#v.
+func (c *Connector) GoString() string { return "&pgentra.Connector{}" }
+
 // Version returns the version of the linked libpgentra, e.g. "0.1.0".
 func Version() string {
 	return C.GoString(C.pgentra_version())

@@ -425,3 +425,18 @@ func TestHarnessInvalidate(t *testing.T) {
 		t.Fatal("Invalidate did not lead to a new token after a rotation")
 	}
 }
+
+// Formatting a connector never shows the token it keeps a copy of (issue #13, item 5).
+func TestFormattingShowsNoToken(t *testing.T) {
+	h := harness.Require(t)
+	c := h.Connector(t)
+	tok, err := c.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if s := fmt.Sprintf(verb, c); strings.Contains(s, tok) || strings.Contains(s, tok[:16]) {
+			t.Fatalf("%s shows the token", verb)
+		}
+	}
+}

@@ -26,6 +26,9 @@ pub struct Fault {
     pub status: Option<u16>,
     #[serde(default)]
     pub retry_after: Option<u64>,
+    /// Retry-After as an HTTP date (sent verbatim).
+    #[serde(default)]
+    pub retry_after_date: Option<String>,
     #[serde(default)]
     pub delay_ms: Option<u64>,
     #[serde(default)]
@@ -47,6 +50,12 @@ pub struct Fault {
     /// Answer with a redirect (`status`, default 307) to this URL instead of a token.
     #[serde(default)]
     pub redirect: Option<String>,
+    /// Answer with exactly this body (and `status`, default 200; `content_type`, default
+    /// application/json): to replay what Azure's services really send.
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub content_type: Option<String>,
 }
 
 /// Parses a JSON array of faults (a single fault object is accepted too).

@@ -473,6 +473,10 @@ impl Emulator {
         if f.drop {
             return Err(Dropped);
         }
+        if let Some(body) = &f.body {
+            let ct = f.content_type.as_deref().unwrap_or("application/json; charset=utf-8");
+            return Ok(FaultAction::Respond(with_note(raw_resp(f.status.unwrap_or(200), ct, body.clone().into_bytes()), "fault body")));
+        }
         if let Some(target) = &f.redirect {
             let mut r = raw_resp(f.status.unwrap_or(307), "text/plain", b"moved".to_vec());
             if let Ok(v) = HeaderValue::from_str(target) {
@@ -489,6 +493,9 @@ impl Emulator {
             };
             if let Some(secs) = f.retry_after {
                 r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+            }
+            if let Some(v) = f.retry_after_date.as_deref().and_then(|d| HeaderValue::from_str(d).ok()) {
+                r.headers_mut().insert(RETRY_AFTER, v);
             }
             return Ok(FaultAction::Respond(with_note(r, "fault")));
         }

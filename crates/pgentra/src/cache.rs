@@ -36,17 +36,19 @@ pub struct Cached {
 
 /// When to refresh: `refresh_in` when given; half-life for tokens living over 2 hours; and
 /// always at least 5 minutes before expiry.
+/// Saturating throughout: a hostile lifetime (`"expires_in": "1e19"`) never wraps.
 pub fn refresh_at(now: i64, expires_on: i64, refresh_in: Option<i64>) -> i64 {
-    let lifetime = (expires_on - now).max(0);
+    let lifetime = expires_on.saturating_sub(now).max(0);
+    let latest = expires_on.saturating_sub(MIN_REFRESH_MARGIN);
     let mut at = match refresh_in {
-        Some(r) => now + r,
-        None if lifetime > 2 * 3600 => now + lifetime / 2,
-        None => expires_on - MIN_REFRESH_MARGIN,
+        Some(r) => now.saturating_add(r),
+        None if lifetime > 2 * 3600 => now.saturating_add(lifetime / 2),
+        None => latest,
     };
-    at = at.min(expires_on - MIN_REFRESH_MARGIN);
+    at = at.min(latest);
     // A token shorter-lived than the margin: use it for half its life rather than never.
     if at <= now {
-        at = now + lifetime / 2;
+        at = now.saturating_add(lifetime / 2);
     }
     at
 }
@@ -56,6 +58,16 @@ struct Flight {
     lock: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// The outcome of the last request, for the callers that waited for it.
+struct Outcome {
+    /// The number of requests finished when this one did.
+    seq: u64,
+    error: Option<crate::error::Error>,
+}
+
+/// How long past its own deadline a caller may wait for another caller's request.
+const WAIT_MARGIN: Duration = Duration::from_millis(500);
+
 pub struct TokenCache {
     source: Box<dyn TokenSource>,
     scope: String,
@@ -64,6 +76,11 @@ pub struct TokenCache {
     flight: ArcSwap<Flight>,
     requests: AtomicU64,
     serials: AtomicU64,
+    /// Requests finished (successfully or not), and the last one's outcome: a caller that
+    /// waited while a request was in flight takes its result, token or error, instead of
+    /// starting a request of its own.
+    finished: AtomicU64,
+    last: ArcSwapOption<Outcome>,
 }
 
 impl TokenCache {
@@ -76,6 +93,8 @@ impl TokenCache {
             flight: ArcSwap::from_pointee(Flight { generation: fork_generation(), lock: Arc::new(tokio::sync::Mutex::new(())) }),
             requests: AtomicU64::new(0),
             serials: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            last: ArcSwapOption::empty(),
         }
     }
 
@@ -191,12 +210,34 @@ impl TokenCache {
             }
             return Ok(old);
         }
-        // Empty or expired: everyone waits for one request.
-        let _guard = flight.lock.lock().await;
+        // Empty or expired: everyone waits for one request, and shares its outcome.
+        let seen = self.finished.load(Ordering::Acquire);
+        let _guard = match tokio::time::timeout(self.deadline + WAIT_MARGIN, flight.lock.lock()).await {
+            Ok(g) => g,
+            Err(_) => {
+                return Err(crate::error::Error::new(
+                    crate::error::ErrorKind::Network,
+                    format!("no token within the deadline of {:?}: another caller's request to {} is still running", self.deadline, self.source.describe()),
+                ))
+            }
+        };
         if let Some(c) = self.fresh() {
             return Ok(c);
         }
-        self.fetch().await
+        if self.finished.load(Ordering::Acquire) != seen {
+            if let Some(o) = self.last.load_full() {
+                if let Some(e) = &o.error {
+                    if o.seq > seen {
+                        return Err(e.clone());
+                    }
+                }
+            }
+        }
+        let result = self.fetch().await;
+        let seq = self.finished.load(Ordering::Relaxed) + 1;
+        self.last.store(Some(Arc::new(Outcome { seq, error: result.as_ref().err().cloned() })));
+        self.finished.store(seq, Ordering::Release);
+        result
     }
 
     async fn fetch(&self) -> Result<Arc<Cached>> {
@@ -246,6 +287,10 @@ mod tests {
         assert_eq!(refresh_at(now, now + 3600, Some(3500)), now + 3300);
         // Very short tokens: half their life.
         assert_eq!(refresh_at(now, now + 60, None), now + 30);
+        // Hostile values saturate, in debug builds too.
+        assert_eq!(refresh_at(now, i64::MAX, Some(i64::MAX)), i64::MAX - MIN_REFRESH_MARGIN);
+        assert_eq!(refresh_at(now, i64::MAX, None), now + (i64::MAX - now) / 2);
+        assert!(refresh_at(now, now + 3600, Some(i64::MIN)) <= now + 1800);
     }
 
     struct Counting {
@@ -334,5 +379,46 @@ mod tests {
         // An empty cache with a failing source is an error, not a hang.
         cache.invalidate();
         assert!(cache.get().await.is_err());
+    }
+
+    /// 20 threads and 1,000 tasks on an empty cache whose source fails after 300 ms: one
+    /// request, every caller gets its error, and none waits much longer than one request
+    /// (issue #14, item 4). Before, each waiter started its own request in turn.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn waiters_share_a_failed_request() {
+        struct Slow(Arc<AtomicUsize>);
+        #[async_trait::async_trait]
+        impl TokenSource for Slow {
+            async fn fetch(&self, _scope: &str, _d: Duration) -> Result<Token> {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Err(Error::new(ErrorKind::Network, "down"))
+            }
+            fn kind(&self) -> CredentialKind {
+                CredentialKind::ManagedIdentity
+            }
+            fn describe(&self) -> String {
+                "slow".into()
+            }
+        }
+        for callers in [20usize, 1000] {
+            let calls = Arc::new(AtomicUsize::new(0));
+            let cache = Arc::new(TokenCache::new(Box::new(Slow(calls.clone())), "s".into(), Duration::from_secs(2)));
+            let start = std::time::Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..callers {
+                let c = cache.clone();
+                tasks.push(tokio::spawn(async move { c.get().await.map(|_| ()) }));
+            }
+            for t in tasks {
+                let e = t.await.unwrap().unwrap_err();
+                assert_eq!(e.message(), "down");
+            }
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "{callers} callers");
+            assert!(start.elapsed() < Duration::from_millis(1500), "{callers} callers took {:?}", start.elapsed());
+            // A caller after the failure asks again (no error is served from memory).
+            assert!(cache.get().await.is_err());
+            assert_eq!(calls.load(Ordering::SeqCst), 2);
+        }
     }
 }

@@ -364,6 +364,9 @@ impl Connector {
     }
 
     fn render(p: ConnParams, format: Format) -> Result<String> {
+        if format == Format::Jdbc {
+            p.check_jdbc()?;
+        }
         if format == Format::Pdo && !p.pdo_representable() {
             return Err(Error::config(
                 "a value contains ';', which a PDO DSN cannot carry (PDO turns ';' into spaces); pass the user and password as PDO's constructor arguments instead",

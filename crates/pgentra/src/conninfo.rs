@@ -596,20 +596,37 @@ pub fn parse_jdbc(s: &str) -> Result<ConnParams> {
         None => (before_query, ""),
     };
     let mut out = ConnParams::default();
-    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
-        let end = h.find(']').ok_or_else(|| Error::config("unterminated '[' in the JDBC host"))?;
-        (h[..end].to_string(), h[end + 1..].strip_prefix(':'))
-    } else {
-        match hostport.rfind(':') {
-            Some(c) => (hostport[..c].to_string(), Some(&hostport[c + 1..])),
-            None => (hostport.to_string(), None),
-        }
-    };
-    if !host.is_empty() {
-        out.host = Some(host);
+    // `a:6432,b:6432`: each host carries its own port (pgJDBC gives one without a port 5432).
+    let mut hosts = Vec::new();
+    let mut ports = Vec::new();
+    for hp in hostport.split(',') {
+        let (host, port) = if let Some(h) = hp.strip_prefix('[') {
+            let end = h.find(']').ok_or_else(|| Error::config("unterminated '[' in the JDBC host"))?;
+            (h[..end].to_string(), h[end + 1..].strip_prefix(':'))
+        } else {
+            match hp.rfind(':') {
+                Some(c) => (hp[..c].to_string(), Some(&hp[c + 1..])),
+                None => (hp.to_string(), None),
+            }
+        };
+        hosts.push(host);
+        ports.push(match port.filter(|p| !p.is_empty()) {
+            Some(p) => Some(parse_port(p).map_err(|e| e.context("JDBC URL"))?),
+            None => None,
+        });
     }
-    if let Some(p) = port.filter(|p| !p.is_empty()) {
-        out.port = Some(parse_port(p).map_err(|e| e.context("JDBC URL"))?);
+    if hosts.len() > 1 {
+        let with_default: Vec<u16> = ports.iter().map(|p| p.unwrap_or(5432)).collect();
+        if with_default.windows(2).any(|w| w[0] != w[1]) {
+            return Err(Error::config("the JDBC URL's hosts have different ports, which one port setting cannot carry; give every host the same port"));
+        }
+        out.port = ports.iter().any(Option::is_some).then(|| with_default[0]);
+    } else {
+        out.port = ports[0];
+    }
+    let host = hosts.join(",");
+    if !host.is_empty() && hosts.iter().all(|h| !h.is_empty()) {
+        out.host = Some(host);
     }
     if !db.is_empty() {
         out.dbname = Some(decode(db, "the JDBC database")?);
@@ -620,7 +637,9 @@ pub fn parse_jdbc(s: &str) -> Result<ConnParams> {
             let k = decode(k, "a JDBC parameter name")?;
             let v = decode(v, "a JDBC parameter's value")?;
             match k.as_str() {
-                "user" | "password" | "sslmode" | "dbname" | "sslrootcert" => out.set_libpq(&k, v)?,
+                "user" | "password" | "sslmode" | "dbname" | "sslrootcert" | "sslcert" | "sslkey" | "sslpassword" | "options" => out.set_libpq(&k, v)?,
+                "ApplicationName" => out.set_libpq("application_name", v)?,
+                "connectTimeout" => out.set_libpq("connect_timeout", v)?,
                 "ssl" if v.eq_ignore_ascii_case("true") && out.sslmode.is_none() => {
                     out.sslmode = Some(SslMode::Require);
                 }
@@ -825,6 +844,32 @@ fn ado_value(out: &mut String, v: &str) {
     } else {
         out.push_str(v);
     }
+}
+
+/// The pgJDBC property for a libpq parameter, if there is one.
+fn jdbc_property(key: &str, value: &str) -> Option<(&'static str, String)> {
+    Some(match key {
+        "application_name" => ("ApplicationName", value.to_string()),
+        "options" => ("options", value.to_string()),
+        "connect_timeout" => ("connectTimeout", value.to_string()),
+        "sslrootcert" => ("sslrootcert", value.to_string()),
+        "sslcert" => ("sslcert", value.to_string()),
+        "sslkey" => ("sslkey", value.to_string()),
+        "sslpassword" => ("sslpassword", value.to_string()),
+        "keepalives" => ("tcpKeepAlive", (value.trim() != "0").to_string()),
+        "target_session_attrs" => (
+            "targetServerType",
+            match value {
+                "any" => "any",
+                "read-write" | "primary" => "primary",
+                "read-only" | "standby" => "secondary",
+                "prefer-standby" => "preferSecondary",
+                _ => return None,
+            }
+            .to_string(),
+        ),
+        _ => return None,
+    })
 }
 
 /// POSIX shell single-quoting.
@@ -1051,17 +1096,52 @@ impl ConnParams {
         out
     }
 
+    /// Whether a JDBC URL can carry these parameters exactly as pgJDBC will read them back
+    /// (`Driver.parseURL`); an error names what it cannot carry and what to do.
+    pub fn check_jdbc(&self) -> Result<()> {
+        if let Some(hosts) = &self.host {
+            for h in hosts.split(',') {
+                if h.starts_with('/') {
+                    return Err(Error::config("the host is a Unix-socket directory, which a JDBC URL cannot express; use a host name (pgJDBC connects over TCP)"));
+                }
+                let plain = !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+                let ipv6 = h.contains(':') && h.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+                if !plain && !ipv6 {
+                    return Err(Error::config(
+                        "the host holds a character a JDBC URL cannot carry (only letters, digits, '-', '.', '_' or an IPv6 address); check the host name",
+                    ));
+                }
+            }
+        }
+        for (k, v) in &self.extra {
+            if jdbc_property(k, v).is_none() {
+                return Err(Error::config(format!(
+                    "'{k}' has no pgJDBC equivalent, so a JDBC URL cannot carry it; remove it, or use another format"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn to_jdbc(&self) -> String {
         let mut out = String::with_capacity(256);
         out.push_str("jdbc:postgresql://");
-        if let Some(h) = &self.host {
-            if h.contains(':') {
-                let _ = write!(out, "[{h}]");
-            } else {
-                out.push_str(h);
+        // Every host carries its port: pgJDBC gives a host without one the default port.
+        if let Some(hosts) = &self.host {
+            for (i, h) in hosts.split(',').enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if h.contains(':') {
+                    let _ = write!(out, "[{h}]");
+                } else {
+                    out.push_str(h);
+                }
+                if let Some(p) = self.port {
+                    let _ = write!(out, ":{p}");
+                }
             }
-        }
-        if let Some(p) = self.port {
+        } else if let Some(p) = self.port {
             let _ = write!(out, ":{p}");
         }
         out.push('/');
@@ -1088,6 +1168,16 @@ impl ConnParams {
         }
         if let Some(p) = &self.password {
             let _ = write!(out, "{sep}password={}", enc(p.expose()));
+            sep = '&';
+        }
+        for (k, v) in &self.extra {
+            if k == "sslrootcert" {
+                continue; // written with sslmode above
+            }
+            if let Some((name, value)) = jdbc_property(k, v) {
+                let _ = write!(out, "{sep}{name}={}", enc(&value));
+                sep = '&';
+            }
         }
         out
     }
@@ -1246,6 +1336,36 @@ mod tests {
         // The example of issue #13: a '/' in a URI's password.
         let e = parse("postgresql://app:Xy7/QpZ+w9@host/db").unwrap_err();
         assert!(!e.message().contains("Xy7") && e.message().contains("port"), "{e}");
+    }
+
+    /// What pgJDBC's `Driver.parseURL` reads back (issue #14, item 5): every host carries its
+    /// port, what JDBC cannot express is refused, what it can is carried.
+    #[test]
+    fn jdbc_output_pgjdbc_reads_back_exactly() {
+        let mut c = p("a,b", "u", "pw", "db");
+        c.port = Some(6432);
+        c.extra = vec![("application_name".into(), "my app".into()), ("options".into(), "-c search_path=x".into())];
+        assert!(c.check_jdbc().is_ok());
+        let s = c.to_jdbc();
+        assert_eq!(s, "jdbc:postgresql://a:6432,b:6432/db?sslmode=require&user=u&password=pw&ApplicationName=my%20app&options=-c%20search_path%3Dx");
+        let (_, back) = parse(&s).unwrap();
+        assert_eq!((back.host.as_deref(), back.port), (Some("a,b"), Some(6432)));
+        assert_eq!(back.get_extra("application_name"), Some("my app"));
+        assert_eq!(back.get_extra("options"), Some("-c search_path=x"));
+        assert!(parse("jdbc:postgresql://a:1,b:2/db").unwrap_err().message().contains("different ports"));
+        // A Unix-socket directory and hosts that would inject parameters are refused.
+        for host in ["/var/run/postgresql", "h/x?sslmode=disable&", "h?sslmode=disable", "h&x", "[::1]", "h#", "a b", "u@h"] {
+            let mut c = p(host, "u", "pw", "db");
+            c.host = Some(host.into());
+            assert!(c.check_jdbc().is_err(), "{host}");
+        }
+        let mut c = p("h", "u", "pw", "db");
+        c.extra = vec![("gssencmode".into(), "disable".into())];
+        assert!(c.check_jdbc().unwrap_err().message().contains("gssencmode"));
+        let mut c = p("::1", "u", "pw", "db");
+        c.extra = vec![];
+        assert!(c.check_jdbc().is_ok());
+        assert!(c.to_jdbc().starts_with("jdbc:postgresql://[::1]:5432/db?"));
     }
 
     #[test]

@@ -350,6 +350,16 @@ fn no_secret_in_any_error_or_debug_log() {
     )]));
     let insecure_token = trace(mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &format!("host={} dbname=postgres sslmode=disable", h("PGENTRA_PG_HOST")))]));
     let mi_trace = |timeout: &str| trace(mi(timeout));
+    // An Azure-style name (verify-full against the harness's test roots) and one its
+    // certificate does not carry (refused before any password is sent).
+    let azure = |var: &str| {
+        trace(mi_env(&[(
+            "AZURE_POSTGRESQL_CONNECTIONSTRING",
+            &format!("host={} port={} dbname=postgres sslmode=require", h(var), h("PGENTRA_PG_PORT")),
+        )]))
+    };
+    let redirect = format!(r#"[{{"status":307,"redirect":"http://127.0.0.1:9/elsewhere?h={}"}}]"#, "x");
+    let sp_redirect = r#"[{"status":307,"redirect":"http://127.0.0.1:9/token"}]"#;
 
     let r503 = repeat_static();
     // (name, variables, faults to inject first, CLI arguments, whether it must succeed)
@@ -373,6 +383,11 @@ fn no_secret_in_any_error_or_debug_log() {
         ("password mode, exec", password_mode, "[]", vec!["exec", "--", "true"], true),
         ("a token without TLS", insecure_token, "[]", vec!["dsn"], false),
         ("service principal, dropped mid-TLS", sp(SP_SECRET), r#"[{"drop":true}]"#, vec!["exec", "--", "true"], true),
+        ("managed identity, redirect", mi_trace("5"), &redirect, vec!["exec", "--", "true"], false),
+        ("service principal, redirect", sp(SP_SECRET), sp_redirect, vec!["exec", "--", "true"], false),
+        ("azure name, verified check", azure("PGENTRA_TEST_AZURE_HOST"), "[]", vec!["check", "--json"], true),
+        ("azure name, verified exec", azure("PGENTRA_TEST_AZURE_HOST"), "[]", vec!["exec", "--", "psql", "-Atc", "select 1"], true),
+        ("azure name the certificate lacks, check", azure("PGENTRA_TEST_WRONG_HOST"), "[]", vec!["check", "--json"], false),
     ];
     for (name, vars, fault, args, must_succeed) in scenarios {
         reset();
