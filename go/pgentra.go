@@ -139,6 +139,9 @@ type Options struct {
 	// AllowInsecure lets a token travel with an sslmode that does not guarantee TLS (local
 	// test servers only). nil: PGENTRA_ALLOW_INSECURE decides.
 	AllowInsecure *bool
+	// AllowUnverifiedTLS keeps sslmode=require for Azure servers instead of raising it to
+	// verify-full; nil means PGENTRA_ALLOW_UNVERIFIED_TLS decides.
+	AllowUnverifiedTLS *bool
 	// Timeout is the total deadline of one token acquisition, retries included (rounded up
 	// to whole milliseconds); 0: PGENTRA_TIMEOUT or 30 seconds.
 	Timeout time.Duration
@@ -232,6 +235,13 @@ func New(opts Options) (*Connector, error) {
 			o.allow_insecure = 1
 		} else {
 			o.allow_insecure = 0
+		}
+	}
+	if opts.AllowUnverifiedTLS != nil {
+		if *opts.AllowUnverifiedTLS {
+			o.allow_unverified_tls = 1
+		} else {
+			o.allow_unverified_tls = 0
 		}
 	}
 	switch {
@@ -410,6 +420,24 @@ func (c *Connector) UserContext(ctx context.Context) (string, error) {
 	return c.stringCall(ctx, func(p *C.pgentra_connector, out **C.char) C.int {
 		return C.pgentra_user(p, out)
 	})
+}
+
+// InvalidateIf drops the cached token only if it is rejected (the token the server refused,
+// SQLSTATE 28P01), so that many connections refused together cause one new identity request.
+// It reports whether the token was dropped. Prefer it to Invalidate in a retry path.
+func (c *Connector) InvalidateIf(rejected string) bool {
+	p, err := c.acquire()
+	if err != nil {
+		return false
+	}
+	defer c.release()
+	if checkNUL("rejected", rejected) != nil {
+		return false
+	}
+	r := C.CString(rejected)
+	defer wipeFree(cstr{r, len(rejected)})
+	c.last.Store(nil) // forget the Go copy: the next Token asks the core
+	return C.pgentra_invalidate_if(p, r) == 1
 }
 
 // Invalidate drops the cached token so that the next call acquires a new one (for instance

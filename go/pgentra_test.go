@@ -440,3 +440,27 @@ func TestFormattingShowsNoToken(t *testing.T) {
 		}
 	}
 }
+
+// Compare-and-invalidate (issue #14, item 8): another token changes nothing; the cached one is
+// dropped once, and the next Token makes one new request.
+func TestInvalidateIf(t *testing.T) {
+	h := harness.Require(t)
+	c := h.Connector(t)
+	ctx := context.Background()
+	tok, err := c.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.InvalidateIf("not-the-token") {
+		t.Fatal("InvalidateIf dropped a token it was not given")
+	}
+	if !c.InvalidateIf(tok) {
+		t.Fatal("InvalidateIf did not drop the cached token")
+	}
+	if c.InvalidateIf(tok) {
+		t.Fatal("a second InvalidateIf of the same token dropped something")
+	}
+	if _, err := c.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -37,6 +37,11 @@ export declare class NativeConnector {
   tokenInfo(): Promise<TokenInfo>
   /** Drop the cached token so that the next call acquires a new one. */
   invalidate(): void
+  /**
+   * Drop the cached token only if it is `rejected` (the token the server refused), so that
+   * many connections refused together cause one new request. Returns whether it was dropped.
+   */
+  invalidateIf(rejected: string): boolean
   /** The number of token requests this connector has made. */
   get tokenRequests(): number
   /**

@@ -68,6 +68,9 @@ namespace PgEntra
         /// <summary>Let a token travel with an sslmode that does not guarantee TLS (local test servers
         /// only); null: PGENTRA_ALLOW_INSECURE decides.</summary>
         public bool? AllowInsecure { get; set; }
+        /// <summary>Keep SSL Mode Require for Azure servers instead of VerifyFull; null:
+        /// PGENTRA_ALLOW_UNVERIFIED_TLS decides.</summary>
+        public bool? AllowUnverifiedTls { get; set; }
         /// <summary>Total deadline of one token acquisition, retries included (rounded up to whole
         /// milliseconds); null or zero: PGENTRA_TIMEOUT or 30 seconds.</summary>
         public TimeSpan? Timeout { get; set; }
@@ -107,6 +110,7 @@ namespace PgEntra
                 o.Scope = Utf8.Alloc("Scope", options.Scope, allocated);
                 o.Credential = (uint)options.Credential;
                 if (options.AllowInsecure.HasValue) o.AllowInsecure = options.AllowInsecure.Value ? 1 : 0;
+                if (options.AllowUnverifiedTls.HasValue) o.AllowUnverifiedTls = options.AllowUnverifiedTls.Value ? 1 : 0;
                 if (options.Timeout.HasValue)
                 {
                     TimeSpan t = options.Timeout.Value;
@@ -204,6 +208,23 @@ namespace PgEntra
         public void Invalidate()
         {
             NativeMethods.pgentra_invalidate(Handle);
+        }
+
+        /// <summary>Drops the cached token only if it is <paramref name="rejected"/> (the token the
+        /// server refused), so that many connections refused together cause one new identity
+        /// request. Returns whether it was dropped.</summary>
+        public bool InvalidateIf(string rejected)
+        {
+            var allocated = new System.Collections.Generic.List<System.Collections.Generic.KeyValuePair<IntPtr, int>>();
+            try
+            {
+                IntPtr r = Utf8.Alloc("rejected", rejected, allocated);
+                return r != IntPtr.Zero && NativeMethods.pgentra_invalidate_if(Handle, r) == 1;
+            }
+            finally
+            {
+                Utf8.WipeAndFree(allocated);
+            }
         }
 
         /// <summary><see cref="Token"/> on a thread-pool thread. Cancellation ends the wait only:

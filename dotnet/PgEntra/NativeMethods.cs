@@ -9,6 +9,7 @@ namespace PgEntra
     [StructLayout(LayoutKind.Sequential)]
     internal struct NativeOptions
     {
+        public uint StructSize;
         public IntPtr Prefix;
         public IntPtr ConnectionString;
         public IntPtr ClientId;
@@ -18,6 +19,7 @@ namespace PgEntra
         public uint Credential;
         public int AllowInsecure;
         public uint TimeoutMs;
+        public int AllowUnverifiedTls;
     }
 
     /// <summary>P/Invoke declarations of libpgentra. Every string crosses the boundary as an IntPtr
@@ -55,6 +57,9 @@ namespace PgEntra
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void pgentra_invalidate(ConnectorHandle connector);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int pgentra_invalidate_if(ConnectorHandle connector, IntPtr rejected);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void pgentra_string_free(IntPtr s);

@@ -419,6 +419,9 @@ internal static class Tests
             using (Connector c = connect())
             {
                 string before = c.Token();
+                Check("InvalidateIf(another token) keeps the cached one", !c.InvalidateIf("not-the-token") && c.Token() == before);
+                Check("InvalidateIf(the cached token) drops it once", c.InvalidateIf(before) && !c.InvalidateIf(before));
+                before = c.Token();
                 Control(emulator, "/control/rotate", null);
                 Check("cached token kept until Invalidate", c.Token() == before);
                 c.Invalidate();

@@ -162,6 +162,8 @@ export declare class Connector {
   readonly config: ConnectorConfig;
   /** An async `password` function for node-postgres. */
   passwordFunction(overrides?: Record<string, string | null>): () => Promise<string>;
+  /** Drop the cached token only if it is `rejected`; returns whether it was dropped. */
+  invalidateIf(rejected: string): boolean;
   /** A node-postgres config whose `password` fetches a current token for every new connection. */
   pgConfig<T extends object = {}>(overrides?: T): Promise<PgConfig & T>;
   /** The same without waiting; throws PGENTRA_CONFIG when the user must come from a token not yet cached. */

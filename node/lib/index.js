@@ -330,6 +330,17 @@ class Connector {
     this.#native.invalidate();
   }
 
+  /**
+   * Drop the cached token only if it is `rejected` (the token the server refused), so that many
+   * connections refused together cause one new identity request. Returns whether it was dropped.
+   */
+  invalidateIf(rejected) {
+    if (typeof rejected !== 'string') throw configError('invalidateIf(rejected) takes the refused token, a string');
+    const dropped = this.#native.invalidateIf(rejected);
+    if (dropped || this.#token === rejected) this.#until = 0;
+    return dropped;
+  }
+
   /** How many token requests this connector has made. */
   get tokenRequests() {
     return this.#native.tokenRequests;

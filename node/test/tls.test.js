@@ -119,4 +119,15 @@ describe('TLS policy', () => {
     assert.ok(!shown.includes('static-password-xyz'), shown);
     assert.equal(c.config.extra.sslkey, '/k.pem');
   });
+
+  test('invalidateIf drops only the refused token, once', async () => {
+    const c = new Connector({ connectionString: `host=127.0.0.1 port=${h('PGENTRA_PG_PORT')} dbname=postgres sslmode=require` });
+    const t = await c.getToken();
+    assert.equal(c.invalidateIf('not-the-token'), false);
+    assert.equal(await c.getToken(), t);
+    assert.equal(c.invalidateIf(t), true);
+    assert.equal(c.invalidateIf(t), false);
+    await c.getToken();
+    assert.equal(c.tokenRequests, 2);
+  });
 });

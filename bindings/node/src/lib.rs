@@ -374,6 +374,13 @@ impl NativeConnector {
         self.inner.invalidate();
     }
 
+    /// Drop the cached token only if it is `rejected` (the token the server refused), so that
+    /// many connections refused together cause one new request. Returns whether it was dropped.
+    #[napi(catch_unwind)]
+    pub fn invalidate_if(&self, rejected: String) -> bool {
+        self.inner.invalidate_if(&rejected)
+    }
+
     /// The number of token requests this connector has made.
     #[napi(getter, catch_unwind)]
     pub fn token_requests(&self) -> f64 {

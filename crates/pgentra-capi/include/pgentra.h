@@ -166,6 +166,11 @@ typedef struct pgentra_connector pgentra_connector;
  */
 typedef struct pgentra_options {
   /**
+   * The size of this structure as the caller knows it: set by pgentra_options_init(). It
+   * lets later versions add fields without breaking programs built against this header.
+   */
+  uint32_t struct_size;
+  /**
    * Variable prefix; NULL means PGENTRA_PREFIX from the environment, else AZURE_POSTGRESQL.
    */
   const char *prefix;
@@ -204,6 +209,11 @@ typedef struct pgentra_options {
    * 0: PGENTRA_TIMEOUT or 30 seconds.
    */
   uint32_t timeout_ms;
+  /**
+   * -1: unset (PGENTRA_ALLOW_UNVERIFIED_TLS decides), 0: false, 1: true (keep
+   * sslmode=require for Azure servers instead of verify-full).
+   */
+  int32_t allow_unverified_tls;
 } pgentra_options;
 
 #ifdef __cplusplus
@@ -216,8 +226,9 @@ extern "C" {
 const char *pgentra_version(void);
 
 /**
- * Set every field of `*o` to its default: all strings NULL, credential PGENTRA_CREDENTIAL_AUTO,
- * allow_insecure -1 (unset), timeout_ms 0 (default). Does nothing when `o` is NULL.
+ * Set every field of `*o` to its default: struct_size to this header's size, all strings NULL,
+ * credential PGENTRA_CREDENTIAL_AUTO, allow_insecure and allow_unverified_tls -1 (unset),
+ * timeout_ms 0 (default). Does nothing when `o` is NULL.
  */
 void pgentra_options_init(struct pgentra_options *o);
 
@@ -326,6 +337,14 @@ int pgentra_user(struct pgentra_connector *c, char **out);
  * server rejected a token). Does nothing when `c` is NULL.
  */
 void pgentra_invalidate(struct pgentra_connector *c);
+
+/**
+ * The server refused `rejected` (SQLSTATE 28P01): drop it from the cache unless another caller
+ * already replaced it, so that many connections refused together cause one new identity
+ * request. Returns 1 when the cached token was `rejected` and was dropped, else 0 (also when
+ * `c` or `rejected` is NULL or not UTF-8).
+ */
+int pgentra_invalidate_if(struct pgentra_connector *c, const char *rejected);
 
 /**
  * Wipe and release a string returned by pgentra (token, connection string, user). The bytes

@@ -104,6 +104,9 @@ pub enum pgentra_credential {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pgentra_options {
+    /// The size of this structure as the caller knows it: set by pgentra_options_init(). It
+    /// lets later versions add fields without breaking programs built against this header.
+    pub struct_size: u32,
     /// Variable prefix; NULL means PGENTRA_PREFIX from the environment, else AZURE_POSTGRESQL.
     pub prefix: *const c_char,
     /// A connection string in libpq, URI, ADO.NET or JDBC form (detected); NULL: from the
@@ -125,6 +128,9 @@ pub struct pgentra_options {
     /// Total deadline in milliseconds for one token acquisition, retries included;
     /// 0: PGENTRA_TIMEOUT or 30 seconds.
     pub timeout_ms: u32,
+    /// -1: unset (PGENTRA_ALLOW_UNVERIFIED_TLS decides), 0: false, 1: true (keep
+    /// sslmode=require for Azure servers instead of verify-full).
+    pub allow_unverified_tls: i32,
 }
 
 /// A connector to one Azure Database for PostgreSQL server: its configuration and its token
@@ -360,12 +366,21 @@ fn credential_of(function: &str, credential: u32) -> Result<Option<CredentialKin
 
 fn options_of(function: &str, o: &pgentra_options) -> Result<Options, FfiError> {
     let s = |name: &str, p: *const c_char| opt_str(function, name, p).map(|v| v.map(str::to_string));
-    let allow_insecure = match o.allow_insecure {
-        -1 => None,
-        0 => Some(false),
-        1 => Some(true),
-        n => return Err(FfiError::invalid(function, format!("opts->allow_insecure is {n}; use -1 (unset), 0 or 1"))),
+    let size = std::mem::size_of::<pgentra_options>();
+    if o.struct_size as usize != size {
+        return Err(FfiError::invalid(
+            function,
+            format!("opts->struct_size is {}, but this library's pgentra_options has {size} bytes; initialise the options with pgentra_options_init() and build against the matching pgentra.h", o.struct_size),
+        ));
+    }
+    let tri = |name: &str, v: i32| match v {
+        -1 => Ok(None),
+        0 => Ok(Some(false)),
+        1 => Ok(Some(true)),
+        n => Err(FfiError::invalid(function, format!("opts->{name} is {n}; use -1 (unset), 0 or 1"))),
     };
+    let allow_insecure = tri("allow_insecure", o.allow_insecure)?;
+    let allow_unverified_tls = tri("allow_unverified_tls", o.allow_unverified_tls)?;
     Ok(Options {
         prefix: s("opts->prefix", o.prefix)?,
         connection_string: s("opts->connection_string", o.connection_string)?,
@@ -375,6 +390,7 @@ fn options_of(function: &str, o: &pgentra_options) -> Result<Options, FfiError> 
         scope: s("opts->scope", o.scope)?,
         credential: credential_of(function, o.credential)?,
         allow_insecure,
+        allow_unverified_tls,
         timeout: match o.timeout_ms {
             0 => None,
             ms => Some(Duration::from_millis(u64::from(ms))),
@@ -402,8 +418,9 @@ pub extern "C" fn pgentra_version() -> *const c_char {
     ffi_value(ptr::null(), || concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast::<c_char>())
 }
 
-/// Set every field of `*o` to its default: all strings NULL, credential PGENTRA_CREDENTIAL_AUTO,
-/// allow_insecure -1 (unset), timeout_ms 0 (default). Does nothing when `o` is NULL.
+/// Set every field of `*o` to its default: struct_size to this header's size, all strings NULL,
+/// credential PGENTRA_CREDENTIAL_AUTO, allow_insecure and allow_unverified_tls -1 (unset),
+/// timeout_ms 0 (default). Does nothing when `o` is NULL.
 #[no_mangle]
 pub extern "C" fn pgentra_options_init(o: *mut pgentra_options) {
     ffi_void(|| {
@@ -411,6 +428,7 @@ pub extern "C" fn pgentra_options_init(o: *mut pgentra_options) {
             return;
         }
         let defaults = pgentra_options {
+            struct_size: std::mem::size_of::<pgentra_options>() as u32,
             prefix: ptr::null(),
             connection_string: ptr::null(),
             client_id: ptr::null(),
@@ -420,6 +438,7 @@ pub extern "C" fn pgentra_options_init(o: *mut pgentra_options) {
             credential: pgentra_credential::Auto as u32,
             allow_insecure: -1,
             timeout_ms: 0,
+            allow_unverified_tls: -1,
         };
         // SAFETY: non-null; the caller promises it points to writable pgentra_options. `write`
         // because the memory may be uninitialised.
@@ -618,6 +637,21 @@ pub extern "C" fn pgentra_invalidate(c: *mut pgentra_connector) {
     ffi_void(|| {
         if let Ok(connector) = connector_ref("pgentra_invalidate", c) {
             connector.invalidate();
+        }
+    })
+}
+
+/// The server refused `rejected` (SQLSTATE 28P01): drop it from the cache unless another caller
+/// already replaced it, so that many connections refused together cause one new identity
+/// request. Returns 1 when the cached token was `rejected` and was dropped, else 0 (also when
+/// `c` or `rejected` is NULL or not UTF-8).
+#[no_mangle]
+pub extern "C" fn pgentra_invalidate_if(c: *mut pgentra_connector, rejected: *const c_char) -> c_int {
+    ffi_value(0, || {
+        let Ok(connector) = connector_ref("pgentra_invalidate_if", c) else { return 0 };
+        match opt_str("pgentra_invalidate_if", "rejected", rejected) {
+            Ok(Some(r)) => c_int::from(connector.invalidate_if(r)),
+            _ => 0,
         }
     })
 }

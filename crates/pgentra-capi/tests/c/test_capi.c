@@ -186,9 +186,25 @@ static void test_options(void) {
     CHECK(o.prefix == NULL && o.connection_string == NULL && o.client_id == NULL && o.tenant_id == NULL &&
               o.client_secret == NULL && o.scope == NULL,
           "options_init clears the strings");
-    CHECK(o.credential == PGENTRA_CREDENTIAL_AUTO && o.allow_insecure == -1 && o.timeout_ms == 0,
+    CHECK(o.credential == PGENTRA_CREDENTIAL_AUTO && o.allow_insecure == -1 && o.timeout_ms == 0 &&
+              o.allow_unverified_tls == -1 && o.struct_size == sizeof o,
           "options_init defaults");
     pgentra_options_init(NULL);
+    {
+        /* Options from another version of the header (or never initialised) are refused. */
+        pgentra_options bad;
+        pgentra_options_init(&bad);
+        bad.struct_size = (uint32_t)sizeof bad - 4;
+        bad.connection_string = SECRET_DSN;
+        pgentra_connector *c = POISON;
+        int rc = pgentra_connector_new(&bad, &c);
+        CHECK(rc == PGENTRA_ERR_INVALID_ARGUMENT && c == NULL && contains(last_error(), "struct_size"),
+              "a wrong struct_size is refused: rc=%d '%s'", rc, last_error());
+        bad.struct_size = (uint32_t)sizeof bad;
+        bad.allow_unverified_tls = 7;
+        rc = pgentra_connector_new(&bad, &c);
+        CHECK(rc == PGENTRA_ERR_INVALID_ARGUMENT && contains(last_error(), "allow_unverified_tls"), "allow_unverified_tls 7: rc=%d", rc);
+    }
 
     o.prefix = NO_VARS_PREFIX;
     o.connection_string = SECRET_DSN;
@@ -368,6 +384,18 @@ static void test_token(void) {
     CHECK(rc == PGENTRA_OK && tc == NULL && serial2 == serial, "if_changed(current) gives no copy");
     CHECK(pgentra_fresh_serial(c) == serial, "fresh_serial is the current serial");
     CHECK(pgentra_fresh_serial(NULL) == 0, "fresh_serial(NULL) is 0");
+    /* Compare-and-invalidate: another token changes nothing; the cached one is dropped once. */
+    CHECK(pgentra_invalidate_if(c, "not-the-token") == 0 && pgentra_fresh_serial(c) == serial, "invalidate_if(other) keeps it");
+    CHECK(pgentra_invalidate_if(NULL, token) == 0 && pgentra_invalidate_if(c, NULL) == 0, "invalidate_if with NULL does nothing");
+    CHECK(pgentra_invalidate_if(c, token) == 1, "invalidate_if(cached) drops it");
+    CHECK(pgentra_invalidate_if(c, token) == 0, "a second invalidate_if(same) does nothing");
+    {
+        char *again = POISON;
+        rc = pgentra_token(c, &again);
+        CHECK(rc == PGENTRA_OK && again != NULL && pgentra_fresh_serial(c) > serial, "a new token after invalidate_if: rc=%d", rc);
+        if (rc == PGENTRA_OK) pgentra_string_free(again);
+        serial = pgentra_fresh_serial(c);
+    }
     pgentra_invalidate(c);
     CHECK(pgentra_fresh_serial(c) == 0, "fresh_serial is 0 with nothing cached");
     tc = POISON;
