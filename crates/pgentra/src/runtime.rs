@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+/// The name of the runtime's threads.
+const RUNTIME_THREAD: &str = "pgentra-rt";
 static ATFORK: Once = Once::new();
 
 extern "C" fn after_fork_in_child() {
@@ -38,7 +40,7 @@ fn build() -> Result<Shared> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .thread_name("pgentra-rt")
+        .thread_name(RUNTIME_THREAD)
         .enable_all()
         .build()
         .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot start the pgentra runtime: {e}")))?;
@@ -88,6 +90,14 @@ where
     F: std::future::Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
+    // On one of pgentra's own runtime threads (a completion callback, a task of ours), waiting
+    // here could wait for work that needs this very thread: refuse instead of deadlocking.
+    if std::thread::current().name() == Some(RUNTIME_THREAD) {
+        return Err(Error::new(
+            ErrorKind::Internal,
+            "a blocking pgentra call was made on one of pgentra's own runtime threads (for instance inside a completion callback); use the async form there, or call from another thread",
+        ));
+    }
     let rt = runtime()?;
     if tokio::runtime::Handle::try_current().is_err() {
         return rt.block_on(fut);
@@ -109,4 +119,26 @@ where
     rt.spawn(fut)
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, format!("token task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `block_on` from a pgentra runtime thread is an error, not a deadlock (issue #14, item 6).
+    #[test]
+    fn block_on_from_a_runtime_thread_is_an_error() {
+        let rt = runtime().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        rt.spawn(async move {
+            let r = block_on(async { Ok::<u32, Error>(1) });
+            let _ = tx.send(r.map_err(|e| e.kind()));
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("no deadlock");
+        assert_eq!(got, Err(ErrorKind::Internal));
+        // From any other thread it works, inside another runtime too.
+        assert_eq!(block_on(async { Ok::<u32, Error>(2) }).unwrap(), 2);
+        let other = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert_eq!(other.block_on(async { block_on(async { Ok::<u32, Error>(3) }) }).unwrap(), 3);
+    }
 }
