@@ -56,6 +56,9 @@ pub struct Fault {
     pub body: Option<String>,
     #[serde(default)]
     pub content_type: Option<String>,
+    /// Extra headers for that answer (e.g. a `Date` from a service whose clock differs).
+    #[serde(default)]
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Parses a JSON array of faults (a single fault object is accepted too).

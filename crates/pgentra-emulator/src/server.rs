@@ -475,7 +475,13 @@ impl Emulator {
         }
         if let Some(body) = &f.body {
             let ct = f.content_type.as_deref().unwrap_or("application/json; charset=utf-8");
-            return Ok(FaultAction::Respond(with_note(raw_resp(f.status.unwrap_or(200), ct, body.clone().into_bytes()), "fault body")));
+            let mut r = raw_resp(f.status.unwrap_or(200), ct, body.clone().into_bytes());
+            for (k, v) in f.headers.iter().flatten() {
+                if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                    r.headers_mut().insert(k, v);
+                }
+            }
+            return Ok(FaultAction::Respond(with_note(r, "fault body")));
         }
         if let Some(target) = &f.redirect {
             let mut r = raw_resp(f.status.unwrap_or(307), "text/plain", b"moved".to_vec());

@@ -15,6 +15,7 @@ impl TokenSource for Static {
         Ok(Token {
             secret: Secret::new("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL29zc3JkYm1zLWFhZC5kYXRhYmFzZS53aW5kb3dzLm5ldCIsInhtc19taXJpZCI6Ii9zdWJzY3JpcHRpb25zL3MvcmVzb3VyY2Vncm91cHMvcmcvcHJvdmlkZXJzL01pY3Jvc29mdC5NYW5hZ2VkSWRlbnRpdHkvdXNlckFzc2lnbmVkSWRlbnRpdGllcy9teWFwcCJ9.c2lnbmF0dXJl"),
             expires_on: now_unix() + 86400,
+            lifetime: None,
             refresh_in: None,
             credential: CredentialKind::ManagedIdentity,
             detail: "bench".into(),

@@ -4,7 +4,7 @@
 use crate::claims::Claims;
 use crate::config::CredentialKind;
 use crate::error::Result;
-use crate::identity::{now_unix, Token, TokenSource};
+use crate::identity::{mono_secs, now_unix, Token, TokenSource};
 use crate::runtime::fork_generation;
 use crate::secret::Secret;
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -19,13 +19,18 @@ const STALE_SERVE_MARGIN: i64 = 30;
 /// After a failed background refresh, wait this long before the next try.
 const STALE_RETRY: i64 = 10;
 
-/// A cached token and what pgentra knows about it.
+/// A cached token and what pgentra knows about it. `expires_on`, `refresh_at` and
+/// `acquired_at` are Unix seconds by this host's clock, for display; the cache itself keeps
+/// time on `mono_secs()` (`mono_refresh`, `mono_expires`), derived from the token's relative
+/// lifetime, so a wrong or jumping wall clock changes nothing.
 #[derive(Debug)]
 pub struct Cached {
     pub token: Secret,
     pub expires_on: i64,
     pub refresh_at: i64,
     pub acquired_at: i64,
+    mono_refresh: i64,
+    mono_expires: i64,
     pub credential: CredentialKind,
     pub detail: String,
     pub claims: Option<Claims>,
@@ -113,7 +118,7 @@ impl TokenCache {
     pub fn fresh(&self) -> Option<Arc<Cached>> {
         let guard = self.current.load();
         match &*guard {
-            Some(c) if now_unix() < c.refresh_at => Some(Arc::clone(c)),
+            Some(c) if mono_secs() < c.mono_refresh => Some(Arc::clone(c)),
             _ => None,
         }
     }
@@ -124,7 +129,7 @@ impl TokenCache {
     pub fn fresh_token(&self) -> Option<Secret> {
         let guard = self.current.load();
         match &*guard {
-            Some(c) if now_unix() < c.refresh_at => Some(c.token.clone()),
+            Some(c) if mono_secs() < c.mono_refresh => Some(c.token.clone()),
             _ => None,
         }
     }
@@ -134,9 +139,14 @@ impl TokenCache {
     pub fn fresh_serial(&self) -> Option<u64> {
         let guard = self.current.load();
         match &*guard {
-            Some(c) if now_unix() < c.refresh_at => Some(c.serial),
+            Some(c) if mono_secs() < c.mono_refresh => Some(c.serial),
             _ => None,
         }
+    }
+
+    /// The refresh point of a cached token as Unix seconds by this host's clock now.
+    pub fn refresh_at_wall(c: &Cached) -> i64 {
+        now_unix().saturating_add(c.mono_refresh.saturating_sub(mono_secs()))
     }
 
     pub fn peek(&self) -> Option<Arc<Cached>> {
@@ -178,9 +188,9 @@ impl TokenCache {
         if let Some(c) = self.fresh() {
             return Ok(c);
         }
-        let now = now_unix();
+        let now = mono_secs();
         let old = self.current.load_full();
-        let usable_old = old.as_ref().filter(|c| now < c.expires_on - STALE_SERVE_MARGIN).cloned();
+        let usable_old = old.as_ref().filter(|c| now < c.mono_expires.saturating_sub(STALE_SERVE_MARGIN)).cloned();
         let flight = self.flight();
         if let Some(old) = usable_old {
             // Refresh ahead, in the background: every caller, the one that starts the refresh
@@ -200,7 +210,7 @@ impl TokenCache {
                 let _guard = guard;
                 if let Err(e) = this.fetch().await {
                     tracing::warn!(error = %e, "token refresh failed; serving the still-valid token and retrying later");
-                    stale.next_try.store(now_unix() + STALE_RETRY, Ordering::Relaxed);
+                    stale.next_try.store(mono_secs() + STALE_RETRY, Ordering::Relaxed);
                 }
             };
             match crate::runtime::runtime() {
@@ -244,25 +254,31 @@ impl TokenCache {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let t: Token = self.source.fetch(&self.scope, self.deadline).await?;
         let now = now_unix();
-        if t.expires_on <= now {
+        let mono = mono_secs();
+        let lifetime = t.lifetime.unwrap_or_else(|| t.expires_on.saturating_sub(now));
+        if lifetime <= 0 {
             return Err(crate::error::Error::new(
                 crate::error::ErrorKind::IdentityService,
                 format!("{} returned a token that has already expired; check the machine's clock", t.detail),
             ));
         }
         let claims = Claims::decode(t.secret.expose()).ok();
+        // The schedule in lifetime terms (from 0), then placed on both clocks.
+        let refresh_in = refresh_at(0, lifetime, t.refresh_in);
         let cached = Arc::new(Cached {
-            refresh_at: refresh_at(now, t.expires_on, t.refresh_in),
+            refresh_at: now.saturating_add(refresh_in),
             token: t.secret,
-            expires_on: t.expires_on,
+            expires_on: now.saturating_add(lifetime),
             acquired_at: now,
+            mono_refresh: mono.saturating_add(refresh_in),
+            mono_expires: mono.saturating_add(lifetime),
             credential: t.credential,
             detail: t.detail,
             claims,
             serial: self.serials.fetch_add(1, Ordering::Relaxed) + 1,
             next_try: AtomicI64::new(0),
         });
-        tracing::debug!(credential = cached.credential.as_str(), expires_in = cached.expires_on - now, refresh_in = cached.refresh_at - now, "token acquired");
+        tracing::debug!(credential = cached.credential.as_str(), expires_in = lifetime, refresh_in, "token acquired");
         self.current.store(Some(Arc::clone(&cached)));
         Ok(cached)
     }
@@ -310,6 +326,7 @@ mod tests {
             Ok(Token {
                 secret: Secret::new(format!("a.b{n}.c")),
                 expires_on: now_unix() + self.lifetime,
+                lifetime: None,
                 refresh_in: None,
                 credential: CredentialKind::ManagedIdentity,
                 detail: "test".into(),
@@ -350,6 +367,8 @@ mod tests {
             token: old.token.clone(),
             expires_on: old.expires_on,
             refresh_at: now_unix() - 1,
+            mono_refresh: mono_secs() - 1,
+            mono_expires: old.mono_expires,
             acquired_at: old.acquired_at,
             credential: old.credential,
             detail: old.detail.clone(),

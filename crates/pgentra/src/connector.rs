@@ -221,7 +221,7 @@ impl Connector {
     /// forgets the copy when it invalidates.
     pub fn try_token_serial(&self) -> Option<(u64, Secret, i64)> {
         let c = self.inner.cache.as_ref()?.fresh()?;
-        Some((c.serial, c.token.clone(), c.refresh_at))
+        Some((c.serial, c.token.clone(), TokenCache::refresh_at_wall(&c)))
     }
 
     /// The server refused `rejected` (SQLSTATE 28P01): drop it from the cache, unless another

@@ -41,7 +41,7 @@ pub mod fuzzing {
 
     /// Parses a 200 answer of an identity endpoint (MSI, IMDS, Arc or Entra).
     pub fn token_response(body: &[u8]) -> crate::Result<i64> {
-        crate::identity::parse_token_response(body, "fuzz", CredentialKind::ManagedIdentity, "fuzz").map(|t| t.expires_on)
+        crate::identity::parse_token_response(body, "fuzz", CredentialKind::ManagedIdentity, "fuzz", None).map(|t| t.expires_on)
     }
 
     /// Turns an error answer of an identity endpoint into the error a caller sees.

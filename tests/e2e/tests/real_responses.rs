@@ -70,7 +70,8 @@ fn every_expires_on_form_the_services_send() {
         control("POST", "/control/faults", &fault_body(200, &body));
         let c = conn(mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq(""))]));
         let info = c.token_info().unwrap_or_else(|e| panic!("{expires_on}: {e}"));
-        assert_eq!(info.expires_on, 4_102_444_799, "{expires_on}");
+        // Placed on this host's clock from the service's Date (one-second resolution).
+        assert!((info.expires_on - 4_102_444_799).abs() <= 2, "{expires_on}: {}", info.expires_on);
     }
     // IMDS: numbers as strings; expires_in wins (relative: a wrong clock does not matter).
     reset();
@@ -93,6 +94,27 @@ fn every_expires_on_form_the_services_send() {
         let body = format!(r#"{{"access_token":"a.b.c","expires_in":"{v}"}}"#);
         control("POST", "/control/faults", &fault_body(200, &body));
         let _ = conn(mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq(""))])).token();
+    }
+}
+
+/// A host clock ten minutes off the service's: the lifetime comes from the service's own clock
+/// (`expires_in`, or `expires_on` against its `Date` header), never from ours (issue #14, item 3).
+#[test]
+fn a_host_clock_ten_minutes_off_changes_nothing() {
+    let tok = control("GET", "/control/mint?identity=system&resource=https%3A%2F%2Fossrdbms-aad.database.windows.net", "");
+    let access = serde_json::from_str::<serde_json::Value>(&tok).unwrap()["accessToken"].as_str().unwrap().to_string();
+    let now = pgentra::identity::now_unix();
+    for skew in [600i64, -600] {
+        reset();
+        // The service's clock is `skew` ahead of ours; its token lives 5 minutes by its clock.
+        let service_now = now + skew;
+        let body = serde_json::json!({"access_token": access, "expires_on": (service_now + 300).to_string(), "token_type": "Bearer"}).to_string();
+        let fault = serde_json::json!([{ "status": 200, "body": body, "headers": {"Date": httpdate(service_now)} }]).to_string();
+        control("POST", "/control/faults", &fault);
+        let info = conn(mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq(""))])).token_info().unwrap();
+        let lifetime = info.expires_on - info.acquired_at;
+        assert!((295..=302).contains(&lifetime), "skew {skew}: lifetime {lifetime} s, not the service's 300 s");
+        assert!(info.refresh_at - info.acquired_at <= 151, "skew {skew}: refresh in {} s", info.refresh_at - info.acquired_at);
     }
 }
 

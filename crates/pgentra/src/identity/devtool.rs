@@ -53,6 +53,7 @@ impl TokenSource for DevTool {
         Ok(Token {
             secret: Secret::new(t.token.secret()),
             expires_on: t.expires_on.unix_timestamp(),
+            lifetime: None,
             refresh_in: None,
             credential: self.kind,
             detail: what,

@@ -2,7 +2,7 @@
 //! assertion) and federated token (AKS workload identity).
 
 use super::http::{classify_reqwest, enc, is_transient_status, redirect_refused, retry_after, with_retries, Attempt};
-use super::{now_unix, parse_token_response, service_error, Token, TokenSource};
+use super::{date_header, now_unix, parse_token_response, service_error, Token, TokenSource};
 use crate::config::{Config, CredentialKind};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime;
@@ -128,12 +128,13 @@ impl Entra {
         }
         let status = resp.status().as_u16();
         let ra = retry_after(&resp);
+        let server_now = date_header(&resp);
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => return classify_reqwest(e, &what),
         };
         if status == 200 {
-            return match parse_token_response(&bytes, &what, self.kind, &what) {
+            return match parse_token_response(&bytes, &what, self.kind, &what, server_now) {
                 Ok(t) => Attempt::Ok(t),
                 Err(e) => Attempt::Permanent(e),
             };

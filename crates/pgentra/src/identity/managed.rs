@@ -2,7 +2,7 @@
 //! challenge file) and the VM metadata service (IMDS).
 
 use super::http::{classify_reqwest, enc, is_transient_status, redirect_refused, retry_after, with_retries, Attempt};
-use super::{parse_token_response, service_error, Token, TokenSource};
+use super::{date_header, parse_token_response, service_error, Token, TokenSource};
 use crate::cloud::resource_of;
 use crate::config::{Config, CredentialKind};
 use crate::error::{Error, ErrorKind, Result};
@@ -147,6 +147,7 @@ impl ManagedIdentity {
         }
         let status = resp.status().as_u16();
         let ra = retry_after(&resp);
+        let server_now = date_header(&resp);
         let body = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => return classify_reqwest(e, what),
@@ -157,7 +158,7 @@ impl ManagedIdentity {
         // address, a 200 that is not a token.
         let probing = self.probe && self.host == MiHost::Imds;
         if status == 200 {
-            return match parse_token_response(&body, what, CredentialKind::ManagedIdentity, what) {
+            return match parse_token_response(&body, what, CredentialKind::ManagedIdentity, what, server_now) {
                 Ok(t) => Attempt::Ok(t),
                 Err(e) if probing => Attempt::Permanent(Error::credential(format!("{what}: not a managed identity endpoint ({})", e.message()))),
                 Err(e) => Attempt::Permanent(e),

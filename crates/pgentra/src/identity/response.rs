@@ -99,7 +99,7 @@ fn unparseable(what: &str, field: &str, v: &Value) -> Error {
 /// Parse a token response strictly: a non-empty token and a lifetime are required. The
 /// lifetime is relative where the service says so (`expires_in`), so that a wrong host clock
 /// does not matter; `expires_on` (Unix seconds, or App Service's older date form) otherwise.
-pub(crate) fn parse_token_response(body: &[u8], what: &str, credential: CredentialKind, detail: &str) -> Result<Token> {
+pub(crate) fn parse_token_response(body: &[u8], what: &str, credential: CredentialKind, detail: &str, server_now: Option<i64>) -> Result<Token> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|_| Error::new(ErrorKind::IdentityService, format!("{what} answered 200 with a body that is not JSON")))?;
     let token = v
@@ -109,11 +109,22 @@ pub(crate) fn parse_token_response(body: &[u8], what: &str, credential: Credenti
         .ok_or_else(|| Error::new(ErrorKind::IdentityService, format!("{what} answered 200 without an access_token")))?;
     let now = now_unix();
     let field = |name: &str| v.get(name).filter(|x| !x.is_null());
-    let expires_on = match (field("expires_in"), field("expires_on")) {
-        (Some(i), _) => now.saturating_add(seconds(i).ok_or_else(|| unparseable(what, "expires_in", i))?),
-        (None, Some(e)) => seconds(e)
-            .or_else(|| e.as_str().and_then(app_service_date))
-            .ok_or_else(|| unparseable(what, "expires_on", e))?,
+    let (expires_on, lifetime) = match (field("expires_in"), field("expires_on")) {
+        (Some(i), _) => {
+            let secs = seconds(i).ok_or_else(|| unparseable(what, "expires_in", i))?;
+            (now.saturating_add(secs), Some(secs))
+        }
+        (None, Some(e)) => {
+            let at = seconds(e).or_else(|| e.as_str().and_then(app_service_date)).ok_or_else(|| unparseable(what, "expires_on", e))?;
+            // Against the service's own clock (its Date header) when it gave one.
+            match server_now {
+                Some(sn) => {
+                    let secs = at.saturating_sub(sn);
+                    (now.saturating_add(secs), Some(secs))
+                }
+                None => (at, None),
+            }
+        }
         (None, None) => {
             return Err(Error::new(
                 ErrorKind::IdentityService,
@@ -122,7 +133,12 @@ pub(crate) fn parse_token_response(body: &[u8], what: &str, credential: Credenti
         }
     };
     let refresh_in = field("refresh_in").and_then(seconds).filter(|r| *r > 0);
-    Ok(Token { secret: Secret::new(token), expires_on, refresh_in, credential, detail: detail.to_string() })
+    Ok(Token { secret: Secret::new(token), expires_on, lifetime, refresh_in, credential, detail: detail.to_string() })
+}
+
+/// The service's clock: its `Date` header (an HTTP date), if it sent one.
+pub(crate) fn date_header(resp: &reqwest::Response) -> Option<i64> {
+    resp.headers().get("date")?.to_str().ok().and_then(http_date)
 }
 
 /// Turn an error response into an error with the service's code and description.
@@ -167,12 +183,12 @@ mod tests {
     #[test]
     fn strict_response_parsing() {
         let k = CredentialKind::ManagedIdentity;
-        assert!(parse_token_response(br#"{"access_token":"","expires_in":3600}"#, "x", k, "").is_err());
-        assert!(parse_token_response(br#"{"access_token":"abc"}"#, "x", k, "").is_err());
-        assert!(parse_token_response(br#"{not json"#, "x", k, "").is_err());
-        let t = parse_token_response(br#"{"access_token":"abc","expires_on":"1700000000"}"#, "x", k, "").unwrap();
+        assert!(parse_token_response(br#"{"access_token":"","expires_in":3600}"#, "x", k, "", None).is_err());
+        assert!(parse_token_response(br#"{"access_token":"abc"}"#, "x", k, "", None).is_err());
+        assert!(parse_token_response(br#"{not json"#, "x", k, "", None).is_err());
+        let t = parse_token_response(br#"{"access_token":"abc","expires_on":"1700000000"}"#, "x", k, "", None).unwrap();
         assert_eq!(t.expires_on, 1_700_000_000);
-        let t = parse_token_response(br#"{"access_token":"abc","expires_in":3600,"refresh_in":1800}"#, "x", k, "").unwrap();
+        let t = parse_token_response(br#"{"access_token":"abc","expires_in":3600,"refresh_in":1800}"#, "x", k, "", None).unwrap();
         assert_eq!(t.refresh_in, Some(1800));
     }
 
@@ -189,18 +205,18 @@ mod tests {
             assert_eq!(app_service_date(bad), None, "{bad}");
         }
         let k = CredentialKind::ManagedIdentity;
-        let t = parse_token_response(br#"{"access_token":"abc","expires_on":"06/20/2019 02:57:58 +00:00"}"#, "x", k, "").unwrap();
+        let t = parse_token_response(br#"{"access_token":"abc","expires_on":"06/20/2019 02:57:58 +00:00"}"#, "x", k, "", None).unwrap();
         assert_eq!(t.expires_on, 1_560_999_478);
         // IMDS: numbers as strings; expires_in (relative) wins over expires_on.
         let now = now_unix();
-        let t = parse_token_response(br#"{"access_token":"abc","expires_in":"86399","expires_on":"1567456848","refresh_in":"43199"}"#, "x", k, "").unwrap();
+        let t = parse_token_response(br#"{"access_token":"abc","expires_in":"86399","expires_on":"1567456848","refresh_in":"43199"}"#, "x", k, "", None).unwrap();
         assert!((t.expires_on - (now + 86399)).abs() <= 2 && t.refresh_in == Some(43199));
         // Unparseable is not "missing"; hostile numbers saturate.
-        let e = parse_token_response(br#"{"access_token":"abc","expires_on":"soon"}"#, "the endpoint", k, "").unwrap_err();
+        let e = parse_token_response(br#"{"access_token":"abc","expires_on":"soon"}"#, "the endpoint", k, "", None).unwrap_err();
         assert!(e.message().contains("expires_on") && e.message().contains("cannot be parsed") && e.message().contains("the endpoint"), "{e}");
-        let t = parse_token_response(br#"{"access_token":"abc","expires_in":"1e19"}"#, "x", k, "").unwrap();
+        let t = parse_token_response(br#"{"access_token":"abc","expires_in":"1e19"}"#, "x", k, "", None).unwrap();
         assert_eq!(t.expires_on, i64::MAX);
-        let t = parse_token_response(br#"{"access_token":"abc","expires_in":1e300}"#, "x", k, "").unwrap();
+        let t = parse_token_response(br#"{"access_token":"abc","expires_in":1e300}"#, "x", k, "", None).unwrap();
         assert_eq!(t.expires_on, i64::MAX);
     }
 
