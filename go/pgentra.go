@@ -339,6 +339,10 @@ func (c *Connector) Token(ctx context.Context) (string, error) {
 			}
 		}
 	}
+	if ctx != nil && ctx.Done() != nil {
+		// Cancellable: wait on a channel, holding no OS thread (the core calls back).
+		return c.tokenAsync(ctx)
+	}
 	return c.run(ctx, c.tokenNative)
 }
 

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -460,6 +462,51 @@ func TestInvalidateIf(t *testing.T) {
 	if c.InvalidateIf(tok) {
 		t.Fatal("a second InvalidateIf of the same token dropped something")
 	}
+	if _, err := c.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Waiting costs no OS thread and ends when the caller's context does (issue #14, item 7):
+// 300 callers with 100 ms deadlines on an identity endpoint that takes 5 s.
+func TestCancelledWaitsHoldNoThreads(t *testing.T) {
+	h := harness.Require(t)
+	h.Fault(t, `{"delay_ms": 5000}`)
+	c := h.Connector(t)
+	threads := pprof.Lookup("threadcreate")
+	before := threads.Count()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var late, wrong atomic.Int64
+	for i := 0; i < 300; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			t0 := time.Now()
+			_, err := c.Token(ctx)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				wrong.Add(1)
+			}
+			if time.Since(t0) > 600*time.Millisecond {
+				late.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wrong.Load() != 0 || late.Load() != 0 {
+		t.Fatalf("%d callers got another error, %d returned late", wrong.Load(), late.Load())
+	}
+	if grown := threads.Count() - before; grown > 40 {
+		t.Fatalf("%d OS threads created for 300 waiting callers", grown)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("300 cancelled callers took %v", d)
+	}
+	// The request went on in the core: once it ends, the token is there.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	if _, err := c.Token(ctx); err != nil {
 		t.Fatal(err)
 	}

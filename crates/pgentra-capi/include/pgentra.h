@@ -216,6 +216,22 @@ typedef struct pgentra_options {
   int32_t allow_unverified_tls;
 } pgentra_options;
 
+/**
+ * Called exactly once when a request started by pgentra_token_start() ends. `status` is
+ * PGENTRA_OK with `serial` and `token` (valid only during the call: copy it; pgentra wipes it
+ * afterwards), or an error status with `message` and, from the identity service, `service_code`
+ * (NULL otherwise); the other pointers are NULL then. It runs on the thread that called
+ * pgentra_token_start() when a fresh token was cached, otherwise on one of pgentra's runtime
+ * threads: it must return promptly, and must not call a blocking pgentra function there
+ * (such a call fails with PGENTRA_ERR_INTERNAL).
+ */
+typedef void (*pgentra_token_callback)(void *user_data,
+                                       int status,
+                                       uint64_t serial,
+                                       const char *token,
+                                       const char *message,
+                                       const char *service_code);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -337,6 +353,20 @@ int pgentra_user(struct pgentra_connector *c, char **out);
  * server rejected a token). Does nothing when `c` is NULL.
  */
 void pgentra_invalidate(struct pgentra_connector *c);
+
+/**
+ * Start acquiring the access token without blocking: `callback(user_data, ...)` is called
+ * exactly once with the outcome (see pgentra_token_callback), and no thread waits meanwhile. A
+ * fresh cached token is delivered at once, before this function returns. Lets a language
+ * runtime wait its own way (a Go channel, a .NET Task, an event loop) and stop waiting when
+ * its caller gives up; the request itself goes on and fills the cache.
+ *
+ * Returns PGENTRA_OK when the callback has been or will be called; an error status (NULL
+ * `c` or `callback`) when it will not be.
+ */
+int pgentra_token_start(struct pgentra_connector *c,
+                        pgentra_token_callback callback,
+                        void *user_data);
 
 /**
  * The server refused `rejected` (SQLSTATE 28P01): drop it from the cache unless another caller

@@ -12,7 +12,7 @@
 
 use pgentra_core::{Connector, CredentialKind, Error, ErrorKind, Format, Options};
 use std::cell::RefCell;
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::time::Duration;
@@ -638,6 +638,74 @@ pub extern "C" fn pgentra_invalidate(c: *mut pgentra_connector) {
         if let Ok(connector) = connector_ref("pgentra_invalidate", c) {
             connector.invalidate();
         }
+    })
+}
+
+/// Called exactly once when a request started by pgentra_token_start() ends. `status` is
+/// PGENTRA_OK with `serial` and `token` (valid only during the call: copy it; pgentra wipes it
+/// afterwards), or an error status with `message` and, from the identity service, `service_code`
+/// (NULL otherwise); the other pointers are NULL then. It runs on the thread that called
+/// pgentra_token_start() when a fresh token was cached, otherwise on one of pgentra's runtime
+/// threads: it must return promptly, and must not call a blocking pgentra function there
+/// (such a call fails with PGENTRA_ERR_INTERNAL).
+pub type pgentra_token_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        status: c_int,
+        serial: u64,
+        token: *const c_char,
+        message: *const c_char,
+        service_code: *const c_char,
+    ),
+>;
+
+struct SendPtr(*mut c_void);
+// SAFETY: the pointer is only handed back to the caller's callback, which owns what it means.
+unsafe impl Send for SendPtr {}
+
+fn deliver(callback: unsafe extern "C" fn(*mut c_void, c_int, u64, *const c_char, *const c_char, *const c_char), user_data: SendPtr, r: pgentra_core::Result<(u64, pgentra_core::Secret)>) {
+    match r {
+        Ok((serial, token)) => {
+            let t = Zeroizing::new(lossy_cstring(token.expose()).into_bytes_with_nul());
+            // SAFETY: the callback is the caller's; the strings live until it returns.
+            unsafe { callback(user_data.0, pgentra_status::PGENTRA_OK as c_int, serial, t.as_ptr().cast(), ptr::null(), ptr::null()) };
+        }
+        Err(e) => {
+            let e = FfiError::from(e);
+            let message = lossy_cstring(&e.message);
+            let code = e.code.as_deref().map(lossy_cstring);
+            let code_ptr = code.as_ref().map_or(ptr::null(), |c| c.as_ptr());
+            // SAFETY: as above.
+            unsafe { callback(user_data.0, e.status as c_int, 0, ptr::null(), message.as_ptr(), code_ptr) };
+        }
+    }
+}
+
+/// Start acquiring the access token without blocking: `callback(user_data, ...)` is called
+/// exactly once with the outcome (see pgentra_token_callback), and no thread waits meanwhile. A
+/// fresh cached token is delivered at once, before this function returns. Lets a language
+/// runtime wait its own way (a Go channel, a .NET Task, an event loop) and stop waiting when
+/// its caller gives up; the request itself goes on and fills the cache.
+///
+/// Returns PGENTRA_OK when the callback has been or will be called; an error status (NULL
+/// `c` or `callback`) when it will not be.
+#[no_mangle]
+pub extern "C" fn pgentra_token_start(c: *mut pgentra_connector, callback: pgentra_token_callback, user_data: *mut c_void) -> c_int {
+    const F: &str = "pgentra_token_start";
+    ffi_boundary(|| {
+        let connector = connector_ref(F, c)?.clone();
+        let callback = callback.ok_or_else(|| FfiError::null(F, "callback"))?;
+        let user_data = SendPtr(user_data);
+        if let Some((serial, token, _)) = connector.try_token_serial() {
+            deliver(callback, user_data, Ok((serial, token)));
+            return Ok(());
+        }
+        let rt = pgentra_core::runtime::runtime()?;
+        rt.spawn(async move {
+            let r = connector.token_with_serial_async().await;
+            deliver(callback, user_data, r);
+        });
+        Ok(())
     })
 }
 

@@ -181,6 +181,12 @@ impl Connector {
         Ok((c.serial, c.token.clone()))
     }
 
+    /// The access token with its serial number (async; see `token_with_serial`).
+    pub async fn token_with_serial_async(&self) -> Result<(u64, Secret)> {
+        let c = self.cached_async().await?;
+        Ok((c.serial, c.token.clone()))
+    }
+
     /// The access token (async; the request runs on pgentra's own runtime).
     pub async fn token_async(&self) -> Result<Secret> {
         Ok(self.cached_async().await?.token.clone())
