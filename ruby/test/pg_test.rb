@@ -108,11 +108,34 @@ class PgTest < HarnessTest
       c.token
     end
     sleep 0.1
+    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     waiter.raise(RuntimeError, "stop waiting")
     e = assert_raises(RuntimeError) { waiter.value }
     assert_equal "stop waiting", e.message
+    took = Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0
+    assert_operator took, :<, 0.1, "the interrupt waited #{took.round(3)} s for the request"
     assert_equal 2, c.token.count("."), "the connector is still usable"
     assert_equal 1, c.token_requests, "the interrupted request completed and filled the cache"
+  end
+
+  # Timeout and Thread#kill end a wait on a slow identity service at once (issue #14, item 7).
+  def test_timeout_and_kill_end_a_wait_within_100_ms
+    require "timeout"
+    Harness.reset
+    Harness.faults([{ delay_ms: 4000 }])
+    c = fresh
+    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    assert_raises(Timeout::Error) { Timeout.timeout(0.5) { c.token } }
+    took = Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0
+    assert_operator took, :<, 0.6, "Timeout.timeout(0.5) took #{took.round(3)} s"
+    waiter = Thread.new { c.conninfo }
+    sleep 0.1
+    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    waiter.kill
+    waiter.join
+    took = Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0
+    assert_operator took, :<, 0.1, "Thread#kill took #{took.round(3)} s"
+    assert_equal 2, c.token.count("."), "the request went on and the connector is usable"
   end
 
   def test_other_threads_run_while_a_token_request_waits

@@ -116,8 +116,8 @@ where
 /// (rather than the variant without 2) never raises from inside: when an interrupt is pending
 /// (Thread#raise, Thread#kill, a signal) it returns without running `func`; then Ruby handles
 /// the interrupt through `thread_check_ints` (its exception goes back through magnus) and, if
-/// nothing was raised, we try again (a bounded number of times). No unblocking function is given: the core's deadline
-/// (PGENTRA_TIMEOUT, 30 s by default) bounds the wait, and an interrupt is handled after it.
+/// nothing was raised, we try again (a bounded number of times). Waits for the identity service
+/// use `interruptible` instead, which an interrupt ends at once.
 fn without_gvl<F, T>(ruby: &Ruby, func: F) -> Result<T, Error>
 where
     F: FnOnce() -> T,
@@ -149,6 +149,64 @@ where
             ruby,
             pgentra::Error::new(ErrorKind::Internal, "the call without the GVL did not run"),
         )),
+    }
+}
+
+/// Where a waiting Ruby thread learns that the work is done or that Ruby wants it back.
+struct Waiter<T> {
+    slot: std::sync::Mutex<Option<std::thread::Result<T>>>,
+    cv: std::sync::Condvar,
+    interrupted: std::sync::atomic::AtomicBool,
+}
+
+unsafe extern "C" fn wait_trampoline<T>(data: *mut c_void) -> *mut c_void {
+    // SAFETY: `data` is the `Waiter` that `interruptible` keeps alive for the call.
+    let w = unsafe { &*(data as *const Waiter<T>) };
+    let mut g = w.slot.lock().unwrap_or_else(|p| p.into_inner());
+    while g.is_none() && !w.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        g = w.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+    }
+    std::ptr::null_mut()
+}
+
+/// Ruby's unblocking function: Thread#raise, Thread#kill, Timeout and signals call it.
+unsafe extern "C" fn wait_ubf<T>(data: *mut c_void) {
+    // SAFETY: as above.
+    let w = unsafe { &*(data as *const Waiter<T>) };
+    w.interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _g = w.slot.lock().unwrap_or_else(|p| p.into_inner());
+    w.cv.notify_all();
+}
+
+/// Run blocking core work (a token request) on a helper thread while this Ruby thread waits
+/// with the GVL released and an unblocking function: Timeout, Thread#raise and Thread#kill end
+/// the wait at once (the request goes on and fills the cache). Other Ruby threads run meanwhile.
+fn interruptible<F, T>(ruby: &Ruby, func: F) -> Result<T, Error>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let w = std::sync::Arc::new(Waiter { slot: std::sync::Mutex::new(None), cv: std::sync::Condvar::new(), interrupted: false.into() });
+    let done = std::sync::Arc::clone(&w);
+    let spawned = std::thread::Builder::new().name("pgentra-rb-wait".into()).spawn(move || {
+        let r = catch_unwind(AssertUnwindSafe(func));
+        *done.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        done.cv.notify_all();
+    });
+    if let Err(e) = spawned {
+        return Err(to_rb_err(ruby, pgentra::Error::new(ErrorKind::Internal, format!("cannot start a waiting thread: {e}"))));
+    }
+    let data = std::sync::Arc::as_ptr(&w) as *mut c_void;
+    loop {
+        // SAFETY: the trampoline and the unblocking function match `w`'s type; `w` outlives
+        // the call (we hold an Arc).
+        unsafe { rb_sys::rb_thread_call_without_gvl2(Some(wait_trampoline::<T>), data, Some(wait_ubf::<T>), data) };
+        if let Some(r) = w.slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return r.map_err(|p| panic_err(ruby, p));
+        }
+        // Interrupted: let Ruby raise (Timeout::Error, Thread#raise, kill); else wait again.
+        ruby.thread_check_ints()?;
+        w.interrupted.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -343,16 +401,16 @@ impl RbConnector {
     }
 
     /// Call `f` on the core: directly when it cannot wait, else with the GVL released.
-    fn call<T>(
+    fn call<T: Send + 'static>(
         &self,
         ruby: &Ruby,
-        f: impl FnOnce(&pgentra::Connector) -> pgentra::Result<T>,
+        f: impl FnOnce(&pgentra::Connector) -> pgentra::Result<T> + Send + 'static,
     ) -> Result<T, Error> {
         let r = if self.ready() {
             f(&self.inner)
         } else {
             let c = self.inner.clone();
-            without_gvl(ruby, move || f(&c))?
+            interruptible(ruby, move || f(&c))?
         };
         r.map_err(|e| to_rb_err(ruby, e))
     }
@@ -364,7 +422,7 @@ impl RbConnector {
                 return Ok(secret_str(ruby, &t));
             }
             let c = rb_self.inner.clone();
-            let t = without_gvl(ruby, move || c.token())?.map_err(|e| to_rb_err(ruby, e))?;
+            let t = interruptible(ruby, move || c.token())?.map_err(|e| to_rb_err(ruby, e))?;
             Ok(secret_str(ruby, &t))
         })
     }
