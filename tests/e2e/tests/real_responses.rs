@@ -148,3 +148,30 @@ fn httpdate(unix: i64) -> String {
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{}, {:02} {} {} {:02}:{:02}:{:02} GMT", DAYS[days.rem_euclid(7) as usize], d, MONTHS[(m - 1) as usize], y, secs / 3600, secs % 3600 / 60, secs % 60)
 }
+
+/// An `az` that hangs is killed when the deadline passes (issue #14, item 6), not left running.
+#[test]
+fn a_hanging_az_is_killed_at_the_deadline() {
+    let pidfile = format!("{}/az.pid", h("PGENTRA_TEST_DIR"));
+    let _ = std::fs::remove_file(&pidfile);
+    std::env::set_var("PGENTRA_FAKE_AZ_SLEEP", "60");
+    std::env::set_var("PGENTRA_FAKE_AZ_PIDFILE", &pidfile);
+    let c = conn(env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq("")), ("PGENTRA_CREDENTIAL", "azure-cli"), ("PGENTRA_TIMEOUT", "1")]));
+    let t = Instant::now();
+    let e = c.token().unwrap_err();
+    std::env::remove_var("PGENTRA_FAKE_AZ_SLEEP");
+    std::env::remove_var("PGENTRA_FAKE_AZ_PIDFILE");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}: {e}", t.elapsed());
+    let pid: i32 = std::fs::read_to_string(&pidfile).expect("the fake az ran").trim().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    // SAFETY: signal 0 only checks whether the process exists.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        // A zombie (killed, not yet reaped) counts as gone.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "az (pid {pid}) still runs after the deadline");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

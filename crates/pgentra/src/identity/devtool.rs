@@ -10,6 +10,42 @@ use std::sync::Arc;
 use std::time::Duration;
 
 
+/// Runs `az` and `azd` so that a request abandoned at its deadline also ends the process: the
+/// child is killed when the future that waits for it is dropped (azure_identity's own executor
+/// would leave it running).
+#[derive(Debug)]
+struct KillOnDrop;
+
+#[async_trait::async_trait]
+impl azure_identity::Executor for KillOnDrop {
+    async fn run(&self, program: &std::ffi::OsStr, args: &[&std::ffi::OsStr]) -> std::io::Result<std::process::Output> {
+        use std::process::Stdio;
+        // azure_identity runs `/bin/sh -c "cd ... && az ..."`: `az` is the shell's child, so the
+        // whole process group is killed, not only the shell.
+        let child = tokio::process::Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        struct Group(Option<i32>);
+        impl Drop for Group {
+            fn drop(&mut self) {
+                if let Some(pgid) = self.0.filter(|p| *p > 0) {
+                    // SAFETY: kill(2) with a negative pid signals the process group we created.
+                    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+                }
+            }
+        }
+        let mut group = Group(child.id().and_then(|p| i32::try_from(p).ok()));
+        let out = child.wait_with_output().await;
+        group.0 = None; // it finished: nothing to kill, and its id may be reused
+        out
+    }
+}
+
 pub struct DevTool {
     kind: CredentialKind,
     cred: Arc<dyn TokenCredential>,
@@ -20,11 +56,13 @@ impl DevTool {
         let cred: Arc<dyn TokenCredential> = match kind {
             CredentialKind::AzureCli => azure_identity::AzureCliCredential::new(Some(azure_identity::AzureCliCredentialOptions {
                 tenant_id: tenant,
+                executor: Some(Arc::new(KillOnDrop)),
                 ..Default::default()
             }))
             .map_err(|e| Error::credential(format!("Azure CLI credential: {e}")))?,
             _ => azure_identity::AzureDeveloperCliCredential::new(Some(azure_identity::AzureDeveloperCliCredentialOptions {
                 tenant_id: tenant,
+                executor: Some(Arc::new(KillOnDrop)),
                 ..Default::default()
             }))
             .map_err(|e| Error::credential(format!("Azure Developer CLI credential: {e}")))?,
