@@ -2,23 +2,36 @@
 //! after `fork()` (the parent's threads do not exist there).
 
 use crate::error::{Error, ErrorKind, Result};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, Once};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Once;
 
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 /// The name of the runtime's threads.
 const RUNTIME_THREAD: &str = "pgentra-rt";
 static ATFORK: Once = Once::new();
 
-extern "C" fn after_fork_in_child() {
-    // Async-signal-safe: a single atomic increment.
-    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+// The lock around the process-wide state is taken by fork() itself (the `prepare` handler) and
+// released on both sides, so a child is never born while another thread holds it, half-way
+// through building the runtime: the child would wait for that thread for ever. Handlers are
+// async-signal-safe: atomics only.
+extern "C" fn before_fork() {
+    lock_shared();
 }
 
-/// Register the fork handler once. Called by every constructor.
+extern "C" fn after_fork_in_parent() {
+    unlock_shared();
+}
+
+extern "C" fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+    unlock_shared();
+}
+
+/// Register the fork handlers once. Called by every constructor.
 pub fn install_fork_handler() {
     ATFORK.call_once(|| unsafe {
-        libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child));
     });
 }
 
@@ -34,7 +47,31 @@ struct Shared {
     http: reqwest::Client,
 }
 
-static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
+/// The state, guarded by `LOCKED` (a spin lock: it is held for a runtime build at most, and
+/// fork's handlers must take and release it without a guard object).
+struct SharedCell(UnsafeCell<Option<Shared>>);
+// SAFETY: every access goes through `with_shared`, which holds `LOCKED`.
+unsafe impl Sync for SharedCell {}
+static SHARED: SharedCell = SharedCell(UnsafeCell::new(None));
+static LOCKED: AtomicBool = AtomicBool::new(false);
+
+fn lock_shared() {
+    while LOCKED.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        std::hint::spin_loop();
+        std::thread::yield_now();
+    }
+}
+
+fn unlock_shared() {
+    LOCKED.store(false, Ordering::Release);
+}
+
+struct Unlock;
+impl Drop for Unlock {
+    fn drop(&mut self) {
+        unlock_shared();
+    }
+}
 
 fn build() -> Result<Shared> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -62,17 +99,22 @@ fn build() -> Result<Shared> {
 
 fn with_shared<T>(f: impl FnOnce(&Shared) -> T) -> Result<T> {
     install_fork_handler();
-    // A child may inherit this mutex locked by a thread that no longer exists; the lock is
-    // only held for a few instructions, and never across fork in practice. Poison is ignored.
-    let mut guard = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-    let stale = guard.as_ref().map(|s| s.generation != fork_generation()).unwrap_or(true);
+    lock_shared();
+    let _unlock = Unlock;
+    // SAFETY: `LOCKED` is held until `_unlock` drops: no other reference to the state exists.
+    let slot = unsafe { &mut *SHARED.0.get() };
+    let stale = slot.as_ref().map(|s| s.generation != fork_generation()).unwrap_or(true);
     if stale {
-        if let Some(old) = guard.take() {
+        if let Some(old) = slot.take() {
+            // Inherited through fork: its threads and connections are the parent's.
             std::mem::forget(old.http);
         }
-        *guard = Some(build()?);
+        *slot = Some(build()?);
     }
-    Ok(f(guard.as_ref().expect("set above")))
+    match slot.as_ref() {
+        Some(s) => Ok(f(s)),
+        None => Err(Error::new(ErrorKind::Internal, "the pgentra runtime is missing")),
+    }
 }
 
 pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
@@ -140,5 +182,37 @@ mod tests {
         assert_eq!(block_on(async { Ok::<u32, Error>(2) }).unwrap(), 2);
         let other = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         assert_eq!(other.block_on(async { block_on(async { Ok::<u32, Error>(3) }) }).unwrap(), 3);
+    }
+
+    /// A fork while another thread builds the runtime for the first time (here: in a child,
+    /// where the inherited runtime is stale and gets rebuilt) never hangs the new child
+    /// (issue #14, item 6).
+    #[test]
+    fn fork_while_the_runtime_is_built_never_hangs_the_child() {
+        install_fork_handler();
+        for _ in 0..20 {
+            // SAFETY: fork/waitpid/_exit/alarm from libc; each child only runs pgentra code and
+            // exits with _exit.
+            unsafe {
+                let pid = libc::fork();
+                assert!(pid >= 0);
+                if pid == 0 {
+                    let builder = std::thread::spawn(|| runtime().is_ok());
+                    let grandchild = libc::fork();
+                    if grandchild == 0 {
+                        libc::alarm(5);
+                        libc::_exit(if runtime().is_ok() { 0 } else { 1 });
+                    }
+                    let built = builder.join().unwrap_or(false);
+                    let mut st = 0;
+                    libc::waitpid(grandchild, &mut st, 0);
+                    let ok = built && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0;
+                    libc::_exit(if ok { 0 } else { 2 });
+                }
+                let mut st = 0;
+                libc::waitpid(pid, &mut st, 0);
+                assert!(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0, "a child hung or failed (status {st:#x})");
+            }
+        }
     }
 }
