@@ -29,3 +29,8 @@ cargo fetch -q
 # The fuzz targets (make test-reliability): cargo-fuzz and the fuzz workspace's crates.
 command -v cargo-fuzz >/dev/null || cargo install -q --locked cargo-fuzz
 (cd "$(dirname "$0")/../fuzz" && cargo fetch -q)
+# pgJDBC's own URL parser is an oracle for pgentra's JDBC output (tests/oracle): from Maven Central.
+pgjdbc="$HOME/.m2/repository/org/postgresql/postgresql/42.7.14/postgresql-42.7.14.jar"
+if [ ! -f "$pgjdbc" ] && command -v mvn >/dev/null 2>&1; then
+  mvn -q dependency:get -Dartifact=org.postgresql:postgresql:42.7.14 >/dev/null 2>&1 || echo "deps: could not fetch pgJDBC with Maven; the pgJDBC oracle tests will be skipped" >&2
+fi
