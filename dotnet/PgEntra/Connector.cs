@@ -1,6 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -228,74 +227,13 @@ namespace PgEntra
             }
         }
 
-        /// <summary>The access token without holding any thread while it waits: pgentra's runtime
-        /// completes the task (pgentra_token_start). Cancellation ends the wait at once; the
-        /// request goes on and caches its token for the next caller.</summary>
+        /// <summary><see cref="Token"/> on a thread-pool thread. Cancellation ends the wait only:
+        /// the native call cannot be interrupted and completes in the background, caching its
+        /// token for the next caller. (pgentra_token_start, the C ABI's completion callback, is not
+        /// used here: under Mono, the runtime threads it attaches keep the process from exiting.)</summary>
         public Task<string> TokenAsync(CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (cancellationToken.IsCancellationRequested) return CanceledTask(cancellationToken);
-            var tcs = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-            GCHandle h = GCHandle.Alloc(tcs);
-            int rc;
-            try
-            {
-                rc = NativeMethods.pgentra_token_start(Handle, TokenDone, GCHandle.ToIntPtr(h));
-            }
-            catch
-            {
-                h.Free();
-                throw;
-            }
-            if (rc != NativeMethods.Ok)
-            {
-                h.Free();
-                var failed = new TaskCompletionSource<string>();
-                failed.SetException(LastError(rc));
-                return failed.Task;
-            }
-            if (!cancellationToken.CanBeCanceled || tcs.Task.IsCompleted) return tcs.Task;
-            return WithCancellation(tcs.Task, cancellationToken);
-        }
-
-        // One delegate for the process: the native side may call it after any connector is gone.
-        private static readonly TokenCallback TokenDone = OnTokenDone;
-
-        private static void OnTokenDone(IntPtr userData, int status, ulong serial, IntPtr token, IntPtr message, IntPtr serviceCode)
-        {
-            try
-            {
-                GCHandle h = GCHandle.FromIntPtr(userData);
-                var tcs = (TaskCompletionSource<string>)h.Target;
-                h.Free();
-                if (status == NativeMethods.Ok) tcs.TrySetResult(Utf8.Read(token));
-                else tcs.TrySetException(PgEntraException.FromStatus(status, Utf8.Read(message), Utf8.Read(serviceCode)));
-            }
-            catch
-            {
-                // Never let an exception cross into native code.
-            }
-        }
-
-        private static Task<string> CanceledTask(CancellationToken ct)
-        {
-            var t = new TaskCompletionSource<string>();
-            t.SetCanceled();
-            return t.Task;
-        }
-
-        private static async Task<string> WithCancellation(Task<string> work, CancellationToken cancellationToken)
-        {
-            var cancelled = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-            using (cancellationToken.Register(() => cancelled.TrySetResult(true)))
-            {
-                Task first = await Task.WhenAny(work, cancelled.Task).ConfigureAwait(false);
-                if (first != work)
-                {
-                    Observe(work);
-                    throw new OperationCanceledException(cancellationToken);
-                }
-                return await work.ConfigureAwait(false);
-            }
+            return RunAsync(Token, cancellationToken);
         }
 
         /// <summary><see cref="ConnectionString"/> on a thread-pool thread; cancellation as for

@@ -22,11 +22,6 @@ namespace PgEntra
         public int AllowUnverifiedTls;
     }
 
-    /// <summary>pgentra_token_callback: called once, from the calling thread (a cached token) or from
-    /// one of pgentra's runtime threads. The strings are valid only during the call.</summary>
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
-    internal delegate void TokenCallback(IntPtr userData, int status, ulong serial, IntPtr token, IntPtr message, IntPtr serviceCode);
-
     /// <summary>P/Invoke declarations of libpgentra. Every string crosses the boundary as an IntPtr
     /// to UTF-8 bytes (see Utf8): Mono's default string marshalling is not UTF-8-safe.</summary>
     internal static class NativeMethods
@@ -62,9 +57,6 @@ namespace PgEntra
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void pgentra_invalidate(ConnectorHandle connector);
-
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int pgentra_token_start(ConnectorHandle connector, TokenCallback callback, IntPtr userData);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int pgentra_invalidate_if(ConnectorHandle connector, IntPtr rejected);

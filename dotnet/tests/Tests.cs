@@ -448,16 +448,8 @@ internal static class Tests
                 Check("TokenAsync ends at the cancellation", e.InnerException is OperationCanceledException && sw.ElapsedMilliseconds < 1000,
                     e.InnerException.GetType().Name + " after " + sw.ElapsedMilliseconds + " ms");
             }
-            // 64 waiting TokenAsync calls hold no thread: pgentra's runtime completes them.
-            int threadsBefore = Process.GetCurrentProcess().Threads.Count;
-            var waits = new System.Collections.Generic.List<Task<string>>();
-            for (int i = 0; i < 64; i++) waits.Add(c.TokenAsync());
-            Thread.Sleep(300);
-            int grown = Process.GetCurrentProcess().Threads.Count - threadsBefore;
-            Check("64 waiting TokenAsync calls hold no threads", grown < 16 && waits.TrueForAll(w => !w.IsCompleted), "threads grew by " + grown);
             // Dispose while the native call is still running: freed when it returns.
             c.Dispose();
-            Check("the waits complete with the token after Dispose", Task.WhenAll(waits).Wait(5000) && waits.TrueForAll(w => w.Result.Split('.').Length == 3));
             Thread.Sleep(1800);
             GC.Collect();
             GC.WaitForPendingFinalizers();
