@@ -54,17 +54,29 @@ func (c *Connector) tokenAsync(ctx context.Context) (string, error) {
 		h.Delete()
 		return "", &Error{Kind: Kind(rc), Message: "pgentra_token_start failed"}
 	}
+	// A result delivered at once (a cached token, or an error such as secret mode) wins over
+	// a context that ends at the same moment.
 	select {
 	case r := <-ch:
-		if r.err != nil {
-			return "", r.err
-		}
-		if held := c.last.Load(); held != nil && held.serial == r.serial {
-			return held.token, nil
-		}
-		c.last.Store(&tokenCopy{serial: r.serial, token: r.token})
-		return r.token, nil
+		return c.keep(r)
+	default:
+	}
+	select {
+	case r := <-ch:
+		return c.keep(r)
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
+}
+
+// keep returns the delivered token (reusing the Go copy of the same serial) or error.
+func (c *Connector) keep(r tokenResult) (string, error) {
+	if r.err != nil {
+		return "", r.err
+	}
+	if held := c.last.Load(); held != nil && held.serial == r.serial {
+		return held.token, nil
+	}
+	c.last.Store(&tokenCopy{serial: r.serial, token: r.token})
+	return r.token, nil
 }

@@ -340,6 +340,9 @@ func (c *Connector) Token(ctx context.Context) (string, error) {
 		}
 	}
 	if ctx != nil && ctx.Done() != nil {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
 		// Cancellable: wait on a channel, holding no OS thread (the core calls back).
 		return c.tokenAsync(ctx)
 	}
