@@ -93,65 +93,6 @@ fn guard<T>(ruby: &Ruby, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Erro
     }
 }
 
-struct NoGvlCall<F, T> {
-    func: Option<F>,
-    out: Option<std::thread::Result<T>>,
-}
-
-unsafe extern "C" fn no_gvl_trampoline<F, T>(data: *mut c_void) -> *mut c_void
-where
-    F: FnOnce() -> T,
-{
-    // SAFETY: `data` is the `NoGvlCall` that `without_gvl` passed in and keeps alive.
-    let call = unsafe { &mut *(data as *mut NoGvlCall<F, T>) };
-    if let Some(func) = call.func.take() {
-        // Never unwind into Ruby's C frames.
-        call.out = Some(catch_unwind(AssertUnwindSafe(func)));
-    }
-    std::ptr::null_mut()
-}
-
-/// Run `func` with the GVL released, so that other Ruby threads run while this one waits on the
-/// identity service. `func` must not touch any Ruby object. `rb_thread_call_without_gvl2`
-/// (rather than the variant without 2) never raises from inside: when an interrupt is pending
-/// (Thread#raise, Thread#kill, a signal) it returns without running `func`; then Ruby handles
-/// the interrupt through `thread_check_ints` (its exception goes back through magnus) and, if
-/// nothing was raised, we try again (a bounded number of times). Waits for the identity service
-/// use `interruptible` instead, which an interrupt ends at once.
-fn without_gvl<F, T>(ruby: &Ruby, func: F) -> Result<T, Error>
-where
-    F: FnOnce() -> T,
-{
-    let mut call = NoGvlCall {
-        func: Some(func),
-        out: None,
-    };
-    for _ in 0..100 {
-        // SAFETY: the trampoline matches `call`'s type; `call` outlives the call.
-        unsafe {
-            rb_sys::rb_thread_call_without_gvl2(
-                Some(no_gvl_trampoline::<F, T>),
-                &mut call as *mut NoGvlCall<F, T> as *mut c_void,
-                None,
-                std::ptr::null_mut(),
-            );
-        }
-        if let Some(out) = call.out.take() {
-            return out.map_err(|p| panic_err(ruby, p));
-        }
-        ruby.thread_check_ints()?;
-    }
-    // An interrupt that Ruby keeps pending without raising it (never seen; a safeguard against
-    // spinning): run on this thread with the GVL held.
-    match call.func.take() {
-        Some(func) => catch_unwind(AssertUnwindSafe(func)).map_err(|p| panic_err(ruby, p)),
-        None => Err(to_rb_err(
-            ruby,
-            pgentra::Error::new(ErrorKind::Internal, "the call without the GVL did not run"),
-        )),
-    }
-}
-
 /// Where a waiting Ruby thread learns that the work is done or that Ruby wants it back.
 struct Waiter<T> {
     slot: std::sync::Mutex<Option<std::thread::Result<T>>>,
@@ -395,7 +336,7 @@ impl RbConnector {
     }
 
     /// Whether the core can answer at once: secret mode, or a fresh cached token. Otherwise the
-    /// call may wait on the identity service and goes through `without_gvl`.
+    /// call may wait on the identity service and goes through `interruptible`.
     fn ready(&self) -> bool {
         self.inner.is_password_mode() || self.inner.try_token().is_some()
     }
@@ -557,12 +498,12 @@ fn error_kind_id(rb_self: Value) -> Result<Value, Error> {
 }
 
 /// `PgEntra._panic_for_tests(where)`: panics on purpose, with the GVL held ("gvl") or inside
-/// the GVL-free section ("nogvl"), so that the tests can see it arrive as
+/// the GVL-free section ("nogvl", the helper thread of `interruptible`), so that the tests can see it arrive as
 /// `PgEntra::InternalError` rather than crossing into Ruby.
 fn panic_for_tests(ruby: &Ruby, place: String) -> Result<(), Error> {
     guard(ruby, || {
         if place == "nogvl" {
-            without_gvl(ruby, || -> () {
+            interruptible(ruby, || -> () {
                 panic!("deliberate panic without the GVL (test)")
             })
         } else {

@@ -438,21 +438,6 @@ impl Config {
         crate::tls::TlsPolicy { allow_insecure: self.allow_insecure, allow_unverified: self.allow_unverified_tls }
     }
 
-    /// The refusal to send a token without TLS, checked before any identity request (the final
-    /// parameters are checked again by `tls::secure`).
-    pub fn check_tls_policy(&self) -> Result<()> {
-        let mode = self.params.sslmode.unwrap_or(SslMode::Require);
-        if !mode.guarantees_tls() && !self.allow_insecure {
-            return Err(Error::new(
-                crate::error::ErrorKind::TlsPolicy,
-                format!(
-                    "sslmode={} would let the access token travel without TLS; use sslmode=require (Azure requires TLS), or set PGENTRA_ALLOW_INSECURE=1 for a local test server",
-                    mode.as_str()
-                ),
-            ));
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -523,13 +508,15 @@ mod tests {
     #[test]
     fn tls_policy() {
         let c = Config::resolve(Options::default(), &env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", "host=h sslmode=disable")])).unwrap();
-        assert_eq!(c.check_tls_policy().unwrap_err().kind(), crate::error::ErrorKind::TlsPolicy);
+        let mut p = c.params.clone();
+        assert_eq!(crate::tls::secure(&mut p, c.tls_policy(), true).unwrap_err().kind(), crate::error::ErrorKind::TlsPolicy);
         let c = Config::resolve(
             Options::default(),
             &env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", "host=h sslmode=prefer"), ("PGENTRA_ALLOW_INSECURE", "1")]),
         )
         .unwrap();
-        assert!(c.check_tls_policy().is_ok());
+        let mut p = c.params.clone();
+        assert_eq!(crate::tls::secure(&mut p, c.tls_policy(), true).unwrap().rule, crate::tls::TlsRule::InsecureAllowed);
     }
 
     #[test]
