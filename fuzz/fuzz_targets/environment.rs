@@ -31,7 +31,8 @@ fuzz_target!(|s: &str| {
         env.insert(key, v.to_string());
     }
     if let Ok(c) = pgentra::Config::resolve(pgentra::Options::default(), &env) {
-        let _ = c.check_tls_policy();
+        let mut p = c.params.clone();
+        let _ = pgentra::tls::secure(&mut p, c.tls_policy(), true);
         let _ = format!("{c:?}");
     }
 });
