@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(php8.2-dev php8.2-cli php8.2-pgsql libclang-dev phpunit)
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "php deps: apt-get install ${missing[*]}"

@@ -14,7 +14,7 @@ target_dir=${CARGO_TARGET_DIR:-$root/target}
 so="$target_dir/release/libpgentra_ext.so"
 [ -f "$so" ] || { echo "ruby: $so was not built" >&2; exit 1; }
 # #[magnus::init(name = "pgentra_ext")] exports Init_pgentra_ext: the file must be pgentra_ext.so.
-nm -D --defined-only "$so" | grep -q ' Init_pgentra_ext$' || { echo "ruby: $so does not export Init_pgentra_ext" >&2; exit 1; }
+nm -D --defined-only "$so" | grep ' Init_pgentra_ext$' >/dev/null || { echo "ruby: $so does not export Init_pgentra_ext" >&2; exit 1; }
 objcopy --strip-debug "$so" "$here/lib/pgentra/pgentra_ext.so.tmp"
 chmod 0755 "$here/lib/pgentra/pgentra_ext.so.tmp"
 mv -f "$here/lib/pgentra/pgentra_ext.so.tmp" "$here/lib/pgentra/pgentra_ext.so"

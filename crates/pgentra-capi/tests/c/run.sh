@@ -29,7 +29,7 @@ trap 'rm -rf "$work"' EXIT
 
 cflags=(-std=c11 -Wall -Wextra -Werror -pedantic -O1 -g -I"$crate/include")
 pq=()
-if [ -f /usr/include/postgresql/libpq-fe.h ] && { [ -e /usr/lib/x86_64-linux-gnu/libpq.so ] || ldconfig -p 2>/dev/null | grep -q 'libpq\.so '; }; then
+if [ -f /usr/include/postgresql/libpq-fe.h ] && { [ -e /usr/lib/x86_64-linux-gnu/libpq.so ] || ldconfig -p 2>/dev/null | grep 'libpq\.so ' >/dev/null; }; then
   cflags+=(-DPGENTRA_TEST_LIBPQ -I/usr/include/postgresql)
   pq=(-lpq)
 fi
@@ -47,9 +47,16 @@ echo "== build (shared and static)"
   -L"$libdir" -Wl,-rpath,"$libdir" -lpgentra "${pq[@]}" -lpthread
 "$CC" "${cflags[@]}" "$here/test_capi.c" -o "$work/test_capi_static" \
   "$libdir/libpgentra.a" "${pq[@]}" -lpthread -ldl -lm
-# The shared build really uses libpgentra.so, the static one does not.
-ldd "$work/test_capi_shared" | grep -q "libpgentra.so => $libdir/libpgentra.so"
-! ldd "$work/test_capi_static" | grep -q libpgentra
+# The shared build really uses libpgentra.so, the static one does not. ldd's output goes to a
+# file first: under pipefail, `ldd | grep -q` fails at random when grep exits before ldd has
+# written everything (SIGPIPE), which is how CI once stopped here with no message.
+ldd "$work/test_capi_shared" > "$work/ldd-shared.txt"
+ldd "$work/test_capi_static" > "$work/ldd-static.txt" || true
+grep -q "libpgentra.so => $libdir/libpgentra.so" "$work/ldd-shared.txt" || {
+  echo "run.sh: test_capi_shared does not load $libdir/libpgentra.so:" >&2; cat "$work/ldd-shared.txt" >&2; exit 1; }
+if grep -q libpgentra "$work/ldd-static.txt"; then
+  echo "run.sh: test_capi_static loads libpgentra dynamically:" >&2; cat "$work/ldd-static.txt" >&2; exit 1
+fi
 
 echo "== run (shared library)"
 "$work/test_capi_shared"
