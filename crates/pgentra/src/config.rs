@@ -86,6 +86,100 @@ pub struct Options {
     pub timeout: Option<std::time::Duration>,
 }
 
+/// The option names [`Options::set`] accepts, in the order documentation lists them.
+pub const OPTION_KEYS: [&str; 19] = [
+    "prefix",
+    "connection_string",
+    "host",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "sslmode",
+    "credential",
+    "client_id",
+    "tenant_id",
+    "client_secret",
+    "certificate_path",
+    "federated_token_file",
+    "scope",
+    "authority_host",
+    "allow_insecure",
+    "allow_unverified_tls",
+    "timeout",
+];
+
+impl Options {
+    /// Set one option from text, as a binding or a property file passes it: `key` is one of
+    /// [`OPTION_KEYS`] (snake_case), `value` its text. Booleans take true/false/1/0/yes/no/on/off,
+    /// `timeout` is seconds (fractions allowed, up to 3600), `credential` any spelling that
+    /// `PGENTRA_CREDENTIAL` takes ("auto" forces nothing). An error names the key (never the
+    /// value of a secret) and says what to do; an unknown key lists the known ones.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let named = |e: Error| Error::new(e.kind(), format!("option '{key}': {}", e.message()));
+        let flag = |v: &str| -> Result<bool> {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" | "" => Ok(false),
+                _ => Err(Error::config(format!("option '{key}' takes true or false"))),
+            }
+        };
+        match key {
+            "prefix" => self.prefix = Some(value.to_string()),
+            "connection_string" => self.connection_string = Some(value.to_string()),
+            "host" => self.host = Some(value.to_string()),
+            "port" => self.port = Some(parse_port(value).map_err(named)?),
+            "dbname" => self.dbname = Some(value.to_string()),
+            "user" => self.user = Some(value.to_string()),
+            "password" => self.password = Some(Secret::new(value.to_string())),
+            "sslmode" => {
+                self.sslmode = Some(SslMode::parse(value).ok_or_else(|| {
+                    Error::config("option 'sslmode' is not an sslmode; use one of disable, allow, prefer, require, verify-ca, verify-full (Azure needs require or stricter)")
+                })?)
+            }
+            "credential" => {
+                let k = CredentialKind::parse(value).map_err(|_| {
+                    Error::config(format!(
+                        "option 'credential' is not a credential; use one of auto, password, client-secret, client-certificate, workload-identity, managed-identity, azure-cli, azd"
+                    ))
+                })?;
+                self.credential = (k != CredentialKind::Auto).then_some(k);
+            }
+            "client_id" => self.client_id = Some(value.to_string()),
+            "tenant_id" => self.tenant_id = Some(value.to_string()),
+            "client_secret" => self.client_secret = Some(Secret::new(value.to_string())),
+            "certificate_path" => self.certificate_path = Some(PathBuf::from(value)),
+            "federated_token_file" => self.federated_token_file = Some(PathBuf::from(value)),
+            "scope" => self.scope = Some(value.to_string()),
+            "authority_host" => self.authority_host = Some(value.to_string()),
+            // false forces nothing: the PGENTRA_ALLOW_* variables still apply.
+            "allow_insecure" => self.allow_insecure = flag(value)?.then_some(true),
+            "allow_unverified_tls" => self.allow_unverified_tls = flag(value)?.then_some(true),
+            "timeout" => {
+                let t: f64 = value.trim().parse().map_err(|_| Error::config("option 'timeout' is not a number of seconds; give a number between 0 and 3600"))?;
+                if !(t.is_finite() && t > 0.0 && t <= 3600.0) {
+                    return Err(Error::config("option 'timeout' is out of range; give a number of seconds greater than 0 and at most 3600"));
+                }
+                self.timeout = Some(std::time::Duration::from_secs_f64(t));
+            }
+            other => {
+                // A key is a name a program chose; quote it only when it looks like one.
+                let label = if !other.is_empty() && other.len() <= 64 && other.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+                    format!("'{other}'")
+                } else {
+                    "the key given".to_string()
+                };
+                let hint = OPTION_KEYS.iter().find(|k| k.replace('_', "").eq_ignore_ascii_case(&other.replace(['_', '-', '.'], "")));
+                return Err(Error::config(match hint {
+                    Some(k) => format!("{label} is not a pgentra option; did you mean '{k}'?"),
+                    None => format!("{label} is not a pgentra option; use one of {}", OPTION_KEYS.join(", ")),
+                }));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Where a setting came from, for `check` and error messages.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
@@ -446,6 +540,49 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn options_set_from_text() {
+        let mut o = Options::default();
+        for (k, v) in [
+            ("host", "srv.postgres.database.azure.com"),
+            ("port", "6432"),
+            ("sslmode", "verify-full"),
+            ("credential", "managed-identity"),
+            ("client_id", "abc"),
+            ("client_secret", "s3cret-value"),
+            ("timeout", "2.5"),
+            ("allow_unverified_tls", "yes"),
+            ("allow_insecure", "false"),
+        ] {
+            o.set(k, v).unwrap();
+        }
+        assert_eq!(o.port, Some(6432));
+        assert_eq!(o.sslmode, Some(SslMode::VerifyFull));
+        assert_eq!(o.credential, Some(CredentialKind::ManagedIdentity));
+        assert_eq!(o.timeout, Some(std::time::Duration::from_millis(2500)));
+        assert_eq!((o.allow_unverified_tls, o.allow_insecure), (Some(true), None));
+        o.set("credential", "auto").unwrap();
+        assert_eq!(o.credential, None);
+        for (k, v, want) in [
+            ("port", "70000", "option 'port'"),
+            ("timeout", "0", "option 'timeout'"),
+            ("timeout", "NaN", "option 'timeout'"),
+            ("allow_insecure", "maybe", "option 'allow_insecure'"),
+            ("sslmode", "bananas", "option 'sslmode'"),
+            ("credential", "hunter2", "option 'credential'"),
+            ("clientId", "x", "did you mean 'client_id'"),
+            ("bogus", "x", "use one of prefix"),
+        ] {
+            let e = o.set(k, v).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Config);
+            assert!(e.message().contains(want), "{k}: {}", e.message());
+            assert!(!e.message().contains("hunter2") && !e.message().contains("bananas"), "{}", e.message());
+        }
+        // A key that is not a name is not quoted (it could be text pasted from a secret).
+        let e = o.set("pass word=abc;", "x").unwrap_err();
+        assert!(!e.message().contains("abc"), "{}", e.message());
     }
 
     #[test]

@@ -176,6 +176,57 @@ pub fn secure(p: &mut ConnParams, policy: TlsPolicy, token: bool) -> Result<TlsD
     Ok(TlsDecision { rule: TlsRule::AzureVerified, sslmode: SslMode::VerifyFull, raised_from, rootcert: Some(root), explanation })
 }
 
+/// The same rules as [`secure`] for a connection that a driver has already configured and
+/// pgentra can only accept or refuse: pgJDBC's authentication plugin is asked for the password
+/// after the driver chose its TLS settings. `hosts` is the driver's host list, `sslmode` the mode
+/// the driver itself resolved (pgJDBC's `SslMode.of`, whose default is `prefer`), `sslfactory`
+/// pgJDBC's socket factory property. A token is handed over only where `secure` would have let
+/// it go unchanged; otherwise the error says what to add to the JDBC URL.
+pub fn check_pgjdbc(hosts: &str, sslmode: &str, sslfactory: Option<&str>, policy: TlsPolicy) -> Result<TlsDecision> {
+    let mode = SslMode::parse(sslmode).ok_or_else(|| {
+        Error::config("the JDBC sslmode is not one of disable, allow, prefer, require, verify-ca, verify-full; use sslmode=verify-full")
+    })?;
+    let factory = sslfactory.map(str::trim).filter(|f| !f.is_empty());
+    // pgJDBC's NonValidatingFactory accepts any certificate, whatever the mode says.
+    let checks_nothing = factory.is_some_and(|f| f.rsplit('.').next() == Some("NonValidatingFactory"));
+    let decision = |rule, explanation: String| TlsDecision { rule, sslmode: mode, raised_from: None, rootcert: None, explanation };
+    if !mode.guarantees_tls() {
+        if !policy.allow_insecure {
+            return Err(Error::new(
+                ErrorKind::TlsPolicy,
+                format!(
+                    "the JDBC connection's sslmode is {} (pgJDBC's default is prefer), which would let the access token travel without TLS; add sslmode=verify-full to the JDBC URL (Azure requires TLS), or set PGENTRA_ALLOW_INSECURE=1 for a local test server",
+                    mode.as_str()
+                ),
+            ));
+        }
+        return Ok(decision(TlsRule::InsecureAllowed, format!("sslmode={} allowed by PGENTRA_ALLOW_INSECURE: the token may travel without TLS", mode.as_str())));
+    }
+    if !any_azure_host(hosts) {
+        return Ok(decision(TlsRule::NotAzure, format!("the host is not an Azure Database for PostgreSQL name: sslmode={} as configured", mode.as_str())));
+    }
+    if mode == SslMode::VerifyFull && !checks_nothing {
+        return Ok(decision(TlsRule::AzureVerified, "an Azure Database for PostgreSQL name: pgJDBC checks the chain and the host name (sslmode=verify-full)".to_string()));
+    }
+    if policy.allow_unverified {
+        return Ok(decision(
+            TlsRule::AzureUnverifiedAllowed,
+            format!("an Azure server, but PGENTRA_ALLOW_UNVERIFIED_TLS keeps sslmode={}: the server's certificate is not fully checked", mode.as_str()),
+        ));
+    }
+    let what = if checks_nothing {
+        "sslfactory=NonValidatingFactory accepts any certificate".to_string()
+    } else {
+        format!("sslmode={} does not check the server's host name", mode.as_str())
+    };
+    Err(Error::new(
+        ErrorKind::TlsPolicy,
+        format!(
+            "the host is an Azure Database for PostgreSQL name, but {what}, so the access token could reach another server; use sslmode=verify-full&sslfactory=org.postgresql.ssl.DefaultJavaSSLFactory (the JVM's trust store holds Azure's roots), or set PGENTRA_ALLOW_UNVERIFIED_TLS=1"
+        ),
+    ))
+}
+
 fn usable_file(path: &Path) -> bool {
     std::fs::metadata(path).map(|m| m.is_file() && m.len() > 0).unwrap_or(false)
 }
@@ -307,6 +358,32 @@ mod tests {
         }
         let mut p = params("srv.postgres.database.azure.com", SslMode::Disable);
         assert_eq!(secure(&mut p, TlsPolicy::default(), false).unwrap().rule, TlsRule::NoToken);
+    }
+
+    #[test]
+    fn pgjdbc_connections_are_checked_not_changed() {
+        let az = "srv.postgres.database.azure.com";
+        let none = TlsPolicy::default();
+        for mode in ["disable", "allow", "prefer"] {
+            let e = check_pgjdbc(az, mode, None, none).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TlsPolicy);
+            assert!(e.message().contains("add sslmode=verify-full"), "{}", e.message());
+            let e = check_pgjdbc("127.0.0.1", mode, None, none).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TlsPolicy);
+            let ok = check_pgjdbc(az, mode, None, TlsPolicy { allow_insecure: true, ..none }).unwrap();
+            assert_eq!(ok.rule, TlsRule::InsecureAllowed);
+        }
+        for (mode, factory) in [("require", None), ("verify-ca", None), ("verify-full", Some("org.postgresql.ssl.NonValidatingFactory"))] {
+            let e = check_pgjdbc(&format!("a.example,{az}"), mode, factory, none).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TlsPolicy, "{mode}");
+            assert!(e.message().contains("DefaultJavaSSLFactory"), "{}", e.message());
+            let ok = check_pgjdbc(az, mode, factory, TlsPolicy { allow_unverified: true, ..none }).unwrap();
+            assert_eq!(ok.rule, TlsRule::AzureUnverifiedAllowed);
+        }
+        assert_eq!(check_pgjdbc(az, "verify-full", None, none).unwrap().rule, TlsRule::AzureVerified);
+        assert_eq!(check_pgjdbc(az, "verify-full", Some("org.postgresql.ssl.DefaultJavaSSLFactory"), none).unwrap().rule, TlsRule::AzureVerified);
+        assert_eq!(check_pgjdbc("127.0.0.1", "require", None, none).unwrap().rule, TlsRule::NotAzure);
+        assert_eq!(check_pgjdbc(az, "bogus", None, none).unwrap_err().kind(), ErrorKind::Config);
     }
 
     #[test]
