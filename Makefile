@@ -7,7 +7,7 @@ HARNESS := tests/harness/with-harness.sh
 # own tool chains (maturin, napi, ...).
 SEL := --workspace $(foreach b,$(wildcard bindings/*/Cargo.toml),--exclude pgentra-$(notdir $(patsubst %/,%,$(dir $(b)))))
 
-.PHONY: all deps build-core build demo test test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet bench clean
+.PHONY: all deps build-core build demo test test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java bench clean
 
 all: build
 
@@ -18,6 +18,7 @@ deps:
 	@dotnet/deps.sh
 	@php/deps.sh
 	@ruby/deps.sh
+	@java/deps.sh
 
 # The CLI, the emulator and the C library (all that `make demo` needs).
 build-core:
@@ -30,6 +31,7 @@ build: deps build-core
 	node/build.sh
 	php/build.sh
 	ruby/build.sh
+	java/build.sh
 
 demo: build-core
 	@$(HARNESS) scripts/demo.sh
@@ -37,7 +39,7 @@ demo: build-core
 # Every test process runs in a loopback-only network namespace (tests/harness/netns.sh).
 test: build
 	$(CARGO) test --release --locked $(SEL) --no-run -q
-	$(HARNESS) $(MAKE) --no-print-directory test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet
+	$(HARNESS) $(MAKE) --no-print-directory test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java
 
 # Unit, property, vector, emulator and end-to-end tests (one thread: the e2e tests share the
 # emulator's counters).
@@ -76,6 +78,10 @@ test-ruby:
 # Go over the C ABI: lib/pq connector and pgx BeforeConnect.
 test-go:
 	go/test.sh
+
+# Java: the JNI jar with pgJDBC's authentication plugin, HikariCP 7 and 6 (JUnit, Maven offline).
+test-java:
+	java/test.sh
 
 # .NET over the C ABI, compiled and run with Mono; ADO.NET output read by DbConnectionStringBuilder.
 test-dotnet:

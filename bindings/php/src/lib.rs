@@ -134,24 +134,13 @@ fn throwable(e: &pgentra::Error) -> PhpException {
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_string())
-}
-
 /// Every exported body runs here: a core error becomes its exception class, a panic becomes a
 /// `PgEntra\InternalException` (ext-php-rs is not relied upon to catch it).
 fn guard<T>(body: impl FnOnce() -> pgentra::Result<T>) -> PhpResult<T> {
     let err = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(v)) => return Ok(v),
         Ok(Err(e)) => e,
-        Err(payload) => pgentra::Error::new(
-            ErrorKind::Internal,
-            format!("a bug in pgentra (a Rust panic, caught): {}; please report it", panic_message(&*payload)),
-        ),
+        Err(payload) => pgentra::Error::from_panic(payload),
     };
     match catch_unwind(AssertUnwindSafe(|| throwable(&err))) {
         Ok(ex) => Err(ex),
@@ -456,7 +445,7 @@ extern "C" fn startup(_ty: i32, _module_number: i32) -> i32 {
     let failure = match outcome {
         Ok(Ok(())) => return 0,
         Ok(Err(e)) => e,
-        Err(p) => panic_message(&*p),
+        Err(p) => pgentra::Error::from_panic(p).message().to_string(),
     };
     let _ = catch_unwind(AssertUnwindSafe(|| {
         ext_php_rs::error::php_error(&ErrorType::CoreWarning, &format!("pgentra: cannot register the exception classes: {failure}"));

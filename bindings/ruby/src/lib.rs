@@ -70,18 +70,7 @@ fn config_err(ruby: &Ruby, message: String) -> Error {
 
 /// A panic (a bug in pgentra) as `PgEntra::InternalError`.
 fn panic_err(ruby: &Ruby, payload: Box<dyn std::any::Any + Send>) -> Error {
-    let what = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string());
-    to_rb_err(
-        ruby,
-        pgentra::Error::new(
-            ErrorKind::Internal,
-            format!("a bug in pgentra (a panic was caught): {what}"),
-        ),
-    )
+    to_rb_err(ruby, pgentra::Error::from_panic(payload))
 }
 
 /// Run a method body with the GVL held; a panic becomes `PgEntra::InternalError` here, before

@@ -217,19 +217,7 @@ fn clear_last_error() {
 }
 
 fn panic_error(payload: Box<dyn std::any::Any + Send>) -> FfiError {
-    let what = if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic payload".to_string()
-    };
-    // Dropping a payload could itself panic (a pathological Drop impl): forget it instead.
-    std::mem::forget(payload);
-    FfiError::new(
-        pgentra_status::PGENTRA_ERR_PANIC,
-        format!("pgentra panicked (a bug; please report it): {what}"),
-    )
+    FfiError::new(pgentra_status::PGENTRA_ERR_PANIC, Error::from_panic(payload).message().to_string())
 }
 
 /// The one entry into Rust for every status-returning function: clears the thread's last error,

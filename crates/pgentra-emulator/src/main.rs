@@ -143,6 +143,7 @@ async fn run(args: args::Args, local_offset: time::UtcOffset) -> Result<(), Stri
         args.faults.clone(),
     ));
 
+    emu.prepare_roles().await.map_err(|e| format!("creating the PostgreSQL roles: {e}"))?;
     tokio::spawn(accept_loop(http, emu.clone(), None));
     tokio::spawn(accept_loop(
         https,

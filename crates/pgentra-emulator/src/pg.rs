@@ -81,6 +81,28 @@ impl PgSync {
         client.batch_execute(&sql).await.map_err(redact)
     }
 
+    /// Creates each missing role (LOGIN, no password yet) before any client connects, as on
+    /// Azure, where the roles exist before their tokens do. A role created while a client's
+    /// connection is already open would stay invisible to that backend: PostgreSQL looks the
+    /// role up when it matches pg_hba.conf, before it asks for the password.
+    pub async fn ensure_roles(&mut self, roles: &[&str]) -> Result<(), String> {
+        let client = self.client().await?;
+        for role in roles {
+            let exists = client
+                .query_opt("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", &[role])
+                .await
+                .map_err(|e| describe(&e))?
+                .is_some();
+            if !exists {
+                client
+                    .batch_execute(&format!("CREATE ROLE {} LOGIN", quote_ident(role)))
+                    .await
+                    .map_err(|e| describe(&e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Creates the role (LOGIN) or sets its password to `token`. Reconnects once if the
     /// reused connection turned out to be broken. Errors never contain the token.
     pub async fn set_password(&mut self, role: &str, token: &str) -> Result<(), String> {

@@ -358,6 +358,27 @@ impl FaultAction {
 }
 
 impl Emulator {
+    /// When syncing roles: creates every identity's PostgreSQL role and mints its first token
+    /// for the database's audience up front, before any client connects. PostgreSQL reads a
+    /// role's password when it matches pg_hba.conf, before it asks the client for one, so a
+    /// password set during a client's connection (a first token minted while pgJDBC's plugin
+    /// is being asked) would not count for that connection. Azure checks tokens themselves and
+    /// has no such window; this keeps the harness from inventing one. Counters start at zero.
+    pub async fn prepare_roles(&self) -> Result<(), String> {
+        {
+            let mut st = self.mint.lock().await;
+            let Some(pg) = st.pg.as_mut() else { return Ok(()) };
+            let roles: Vec<&str> = identity::IDENTITIES.iter().map(|i| i.role).collect();
+            pg.ensure_roles(&roles).await?;
+        }
+        let aud = identity::audience("https://ossrdbms-aad.database.windows.net");
+        for ident in identity::IDENTITIES.iter() {
+            self.token_for(ident, &aud).await?;
+        }
+        self.shared().stats = Stats::default();
+        Ok(())
+    }
+
     pub fn new(cfg: Config, pg_admin: Option<String>, faults: Vec<Fault>) -> Self {
         Emulator {
             cfg,

@@ -88,6 +88,21 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The error every binding reports for a panic caught at its boundary (a bug in pgentra):
+    /// kind `Internal`, the panic's text. The payload is forgotten, not dropped (a payload's
+    /// `Drop` could itself panic).
+    pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Error {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_string());
+        std::mem::forget(payload);
+        Error::new(ErrorKind::Internal, format!("a bug in pgentra (a Rust panic, caught): {what}; please report it"))
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pgentra {} error: {}", self.kind.as_str(), self.message)
