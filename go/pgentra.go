@@ -39,6 +39,7 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"math"
 	"runtime"
 	"strconv"
@@ -378,9 +379,21 @@ func (c *Connector) ConnectionString(format Format) (string, error) {
 	return c.ConnectionStringContext(context.Background(), format)
 }
 
-// ConnectionStringContext is ConnectionString honouring ctx like Token does: when ctx is done
-// first it returns ctx.Err() while the native call completes in the background.
+// ConnectionStringContext is ConnectionString honouring ctx like Token does: it waits for a
+// current token as Token(ctx) does (no OS thread per waiter; ctx.Err() as soon as ctx is done,
+// while the request goes on and fills the cache), then renders from the cache without waiting.
 func (c *Connector) ConnectionStringContext(ctx context.Context, format Format) (string, error) {
+	if ctx != nil && ctx.Done() != nil {
+		if _, err := c.Token(ctx); err != nil {
+			var e *Error
+			// KindConfig: a configured password (no token at all) or a configuration error,
+			// which the call below reports the same way, without a request.
+			if !errors.As(err, &e) || e.Kind != KindConfig {
+				return "", err
+			}
+		}
+		ctx = context.Background()
+	}
 	return c.stringCall(ctx, func(p *C.pgentra_connector, out **C.char) C.int {
 		return C.pgentra_connection_string(p, C.uint32_t(format), out)
 	})

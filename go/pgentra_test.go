@@ -468,7 +468,8 @@ func TestInvalidateIf(t *testing.T) {
 }
 
 // Waiting costs no OS thread and ends when the caller's context does (issue #14, item 7):
-// 300 callers with 100 ms deadlines on an identity endpoint that takes 5 s.
+// 300 callers (Token and ConnectionStringContext) with 100 ms deadlines on an identity
+// endpoint that takes 5 s.
 func TestCancelledWaitsHoldNoThreads(t *testing.T) {
 	h := harness.Require(t)
 	h.Fault(t, `{"delay_ms": 5000}`)
@@ -480,19 +481,24 @@ func TestCancelledWaitsHoldNoThreads(t *testing.T) {
 	var late, wrong atomic.Int64
 	for i := 0; i < 300; i++ {
 		wg.Add(1)
-		go func() {
+		go func(i int) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
 			t0 := time.Now()
-			_, err := c.Token(ctx)
+			var err error
+			if i%2 == 0 {
+				_, err = c.Token(ctx)
+			} else { // the pq connector's path: the same wait, then rendering from the cache
+				_, err = c.ConnectionStringContext(ctx, pgentra.Libpq)
+			}
 			if !errors.Is(err, context.DeadlineExceeded) {
 				wrong.Add(1)
 			}
 			if time.Since(t0) > 600*time.Millisecond {
 				late.Add(1)
 			}
-		}()
+		}(i)
 	}
 	wg.Wait()
 	if wrong.Load() != 0 || late.Load() != 0 {

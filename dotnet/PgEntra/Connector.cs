@@ -227,21 +227,52 @@ namespace PgEntra
             }
         }
 
-        /// <summary><see cref="Token"/> on a thread-pool thread. Cancellation ends the wait only:
-        /// the native call cannot be interrupted and completes in the background, caching its
-        /// token for the next caller. (pgentra_token_start, the C ABI's completion callback, is not
-        /// used here: under Mono, the runtime threads it attaches keep the process from exiting.)</summary>
-        public Task<string> TokenAsync(CancellationToken cancellationToken = default(CancellationToken))
+        /// <summary>The access token, without holding a thread while the identity service answers:
+        /// a fresh cached token returns at once; otherwise the request runs on pgentra's own runtime
+        /// (pgentra_token_begin) and this method polls it on timers (1 ms, doubling to 25 ms).
+        /// Cancellation ends the wait at once; the request goes on and fills the cache. (No
+        /// completion callback: under Mono, the native threads a callback attaches keep the process
+        /// from exiting.)</summary>
+        public async Task<string> TokenAsync(CancellationToken cancellationToken = default(CancellationToken))
         {
-            return RunAsync(Token, cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            IntPtr op;
+            int rc = NativeMethods.pgentra_token_begin(Handle, out op);
+            if (rc != NativeMethods.Ok) throw LastError(rc);
+            try
+            {
+                int delay = 1;
+                while (true)
+                {
+                    IntPtr s;
+                    rc = NativeMethods.pgentra_token_poll(op, out s);
+                    if (rc != NativeMethods.Pending) return Take(rc, s);
+                    await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+                    delay = Math.Min(delay * 2, 25);
+                }
+            }
+            finally
+            {
+                NativeMethods.pgentra_token_op_free(op);
+            }
         }
 
-        /// <summary><see cref="ConnectionString"/> on a thread-pool thread; cancellation as for
-        /// <see cref="TokenAsync"/>.</summary>
-        public Task<string> ConnectionStringAsync(Format format = Format.Libpq,
+        /// <summary><see cref="ConnectionString"/> after waiting for a current token as
+        /// <see cref="TokenAsync"/> does (no thread held). With a configured password (no token at
+        /// all) it returns at once.</summary>
+        public async Task<string> ConnectionStringAsync(Format format = Format.Libpq,
             CancellationToken cancellationToken = default(CancellationToken))
         {
-            return RunAsync(() => ConnectionString(format), cancellationToken);
+            try
+            {
+                await TokenAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (ConfigurationException)
+            {
+                // A configured password (no token), or a configuration error that
+                // ConnectionString reports the same way; neither makes a request.
+            }
+            return ConnectionString(format);
         }
 
         /// <summary>Releases the connector and its token cache (wiping the token). Safe to call
@@ -259,31 +290,6 @@ namespace PgEntra
                 if (handle.IsClosed) throw new ObjectDisposedException("PgEntra.Connector");
                 return handle;
             }
-        }
-
-        private static async Task<string> RunAsync(Func<string> call, CancellationToken cancellationToken)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            Task<string> work = Task.Run(call);
-            if (!cancellationToken.CanBeCanceled) return await work.ConfigureAwait(false);
-            TaskCompletionSource<bool> cancelled = new TaskCompletionSource<bool>();
-            using (cancellationToken.Register(() => cancelled.TrySetResult(true)))
-            {
-                Task first = await Task.WhenAny(work, cancelled.Task).ConfigureAwait(false);
-                if (first != work)
-                {
-                    // Observe the abandoned call's outcome so that it never surfaces as unobserved.
-                    Observe(work);
-                    throw new OperationCanceledException(cancellationToken);
-                }
-                return await work.ConfigureAwait(false);
-            }
-        }
-
-        private static void Observe(Task task)
-        {
-            task.ContinueWith(t => { GC.KeepAlive(t.Exception); },
-                TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously);
         }
 
         // The error message and code are thread-local in the C API: they are read right after the

@@ -30,6 +30,8 @@ namespace PgEntra
 
         // pgentra_status values (numbers are part of the ABI).
         internal const int Ok = 0;
+        internal const int ErrConfig = 1;
+        internal const int Pending = 200;
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern IntPtr pgentra_version();
@@ -45,6 +47,15 @@ namespace PgEntra
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int pgentra_token(ConnectorHandle connector, out IntPtr token);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int pgentra_token_begin(ConnectorHandle connector, out IntPtr op);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int pgentra_token_poll(IntPtr op, out IntPtr token);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void pgentra_token_op_free(IntPtr op);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int pgentra_connection_string(ConnectorHandle connector, uint format, out IntPtr connectionString);

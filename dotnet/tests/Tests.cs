@@ -455,6 +455,48 @@ internal static class Tests
             GC.WaitForPendingFinalizers();
             Check("dispose while a call is in flight", true);
         });
+
+        Run("300 async waiters hold no thread", () =>
+        {
+            using (Connector c = connect())
+            {
+                c.Invalidate();
+                Control(emulator, "/control/faults", "{\"delay_ms\": 3000}");
+                int threadsBefore = OsThreads();
+                Stopwatch sw = Stopwatch.StartNew();
+                var tasks = new List<Task<string>>();
+                var sources = new List<CancellationTokenSource>();
+                for (int i = 0; i < 300; i++)
+                {
+                    var cts = new CancellationTokenSource(100);
+                    sources.Add(cts);
+                    tasks.Add(c.TokenAsync(cts.Token));
+                }
+                Thread.Sleep(60);
+                int threadsWaiting = OsThreads();
+                int cancelled = 0;
+                foreach (Task<string> t in tasks)
+                {
+                    try { t.Wait(); }
+                    catch (AggregateException e) { if (e.InnerException is OperationCanceledException) cancelled++; }
+                }
+                long ms = sw.ElapsedMilliseconds;
+                Check("300 TokenAsync calls end at their 100 ms cancellation", cancelled == 300 && ms < 1500, cancelled + " cancelled after " + ms + " ms");
+                Check("waiting holds no thread per caller", threadsWaiting - threadsBefore < 30,
+                    "OS threads " + threadsBefore + " before, " + threadsWaiting + " while 300 wait");
+                foreach (var cts in sources) cts.Dispose();
+                string token = c.TokenAsync().Result;
+                Check("the one request still fills the cache", token.Length > 100 && c.Token() == token);
+            }
+        });
+    }
+
+    // The process's OS threads (Linux).
+    private static int OsThreads()
+    {
+        foreach (string line in File.ReadAllLines("/proc/self/status"))
+            if (line.StartsWith("Threads:")) return int.Parse(line.Substring(8).Trim());
+        return -1;
     }
 
     // Logs in with psql (when installed) using the values DbConnectionStringBuilder read, passed

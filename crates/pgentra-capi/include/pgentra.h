@@ -74,6 +74,10 @@ typedef enum pgentra_status {
    * A numeric argument was out of range, e.g. an unknown pgentra_format (the message names it).
    */
   PGENTRA_ERR_INVALID_ARGUMENT = 103,
+  /**
+   * Not an error: a token operation (pgentra_token_begin) has not finished yet; poll again.
+   */
+  PGENTRA_PENDING = 200,
 } pgentra_status;
 
 /**
@@ -158,6 +162,13 @@ typedef enum pgentra_credential {
  * with pgentra_connector_free(). Thread-safe: share one per process among any number of threads.
  */
 typedef struct pgentra_connector pgentra_connector;
+
+/**
+ * A token request started by pgentra_token_begin(): poll it with pgentra_token_poll(), release
+ * it with pgentra_token_op_free(). No thread waits for it; the request runs on pgentra's own
+ * runtime and fills the cache whether or not anyone polls.
+ */
+typedef struct pgentra_token_op pgentra_token_op;
 
 /**
  * Values passed by code to pgentra_connector_new(). Every field that is set wins over the
@@ -367,6 +378,28 @@ void pgentra_invalidate(struct pgentra_connector *c);
 int pgentra_token_start(struct pgentra_connector *c,
                         pgentra_token_callback callback,
                         void *user_data);
+
+/**
+ * Start acquiring the access token without blocking and without calling back into the caller:
+ * `*out` is a new operation to poll with pgentra_token_poll() (a fresh cached token makes it
+ * complete at once). For runtimes that cannot take callbacks from foreign threads (Mono
+ * attaches such threads for good). Release it with pgentra_token_op_free(), finished or not.
+ */
+int pgentra_token_begin(struct pgentra_connector *c, struct pgentra_token_op **out);
+
+/**
+ * The outcome of a token operation, without waiting: PGENTRA_PENDING while it runs (`*out` is
+ * NULL); then once PGENTRA_OK with `*out` the token (release it with pgentra_string_free()), or
+ * the request's error status with the thread's last error set as by pgentra_token(). Polling
+ * again after that outcome is PGENTRA_ERR_INVALID_ARGUMENT.
+ */
+int pgentra_token_poll(struct pgentra_token_op *op, char **out);
+
+/**
+ * Release a token operation, finished or not (the request itself goes on and fills the cache;
+ * an unread token is wiped). Accepts NULL.
+ */
+void pgentra_token_op_free(struct pgentra_token_op *op);
 
 /**
  * The server refused `rejected` (SQLSTATE 28P01): drop it from the cache unless another caller

@@ -50,6 +50,8 @@ pub enum pgentra_status {
     PGENTRA_ERR_PANIC = 102,
     /// A numeric argument was out of range, e.g. an unknown pgentra_format (the message names it).
     PGENTRA_ERR_INVALID_ARGUMENT = 103,
+    /// Not an error: a token operation (pgentra_token_begin) has not finished yet; poll again.
+    PGENTRA_PENDING = 200,
 }
 
 /// Output formats of pgentra_connection_string(). Pass the value as a uint32_t; any other
@@ -694,6 +696,97 @@ pub extern "C" fn pgentra_token_start(c: *mut pgentra_connector, callback: pgent
             deliver(callback, user_data, r);
         });
         Ok(())
+    })
+}
+
+/// A token request started by pgentra_token_begin(): poll it with pgentra_token_poll(), release
+/// it with pgentra_token_op_free(). No thread waits for it; the request runs on pgentra's own
+/// runtime and fills the cache whether or not anyone polls.
+pub struct pgentra_token_op {
+    state: std::sync::Arc<std::sync::Mutex<OpState>>,
+}
+
+enum OpState {
+    Pending,
+    Done(pgentra_core::Result<pgentra_core::Secret>),
+    Taken,
+}
+
+/// Start acquiring the access token without blocking and without calling back into the caller:
+/// `*out` is a new operation to poll with pgentra_token_poll() (a fresh cached token makes it
+/// complete at once). For runtimes that cannot take callbacks from foreign threads (Mono
+/// attaches such threads for good). Release it with pgentra_token_op_free(), finished or not.
+#[no_mangle]
+pub extern "C" fn pgentra_token_begin(c: *mut pgentra_connector, out: *mut *mut pgentra_token_op) -> c_int {
+    const F: &str = "pgentra_token_begin";
+    ffi_boundary(|| {
+        let slot = out_param(F, "out", out)?;
+        let connector = connector_ref(F, c)?.clone();
+        let state = std::sync::Arc::new(std::sync::Mutex::new(OpState::Pending));
+        if let Some(token) = connector.try_token() {
+            *state.lock().unwrap_or_else(|p| p.into_inner()) = OpState::Done(Ok(token));
+        } else {
+            let rt = pgentra_core::runtime::runtime()?;
+            let shared = std::sync::Arc::clone(&state);
+            rt.spawn(async move {
+                let r = connector.token_async().await;
+                *shared.lock().unwrap_or_else(|p| p.into_inner()) = OpState::Done(r);
+            });
+        }
+        *slot = Box::into_raw(Box::new(pgentra_token_op { state }));
+        Ok(())
+    })
+}
+
+/// The outcome of a token operation, without waiting: PGENTRA_PENDING while it runs (`*out` is
+/// NULL); then once PGENTRA_OK with `*out` the token (release it with pgentra_string_free()), or
+/// the request's error status with the thread's last error set as by pgentra_token(). Polling
+/// again after that outcome is PGENTRA_ERR_INVALID_ARGUMENT.
+#[no_mangle]
+pub extern "C" fn pgentra_token_poll(op: *mut pgentra_token_op, out: *mut *mut c_char) -> c_int {
+    const F: &str = "pgentra_token_poll";
+    let mut pending = false;
+    let status = ffi_boundary(|| {
+        let slot = out_param(F, "out", out)?;
+        if op.is_null() {
+            return Err(FfiError::null(F, "op"));
+        }
+        // SAFETY: a non-NULL `op` came from pgentra_token_begin and was not freed (the caller's
+        // promise).
+        let op = unsafe { &*op };
+        let mut state = op.state.lock().unwrap_or_else(|p| p.into_inner());
+        match std::mem::replace(&mut *state, OpState::Taken) {
+            OpState::Pending => {
+                *state = OpState::Pending;
+                pending = true;
+                Ok(())
+            }
+            OpState::Done(Ok(token)) => {
+                *slot = to_c_string(F, token.expose())?;
+                Ok(())
+            }
+            OpState::Done(Err(e)) => Err(FfiError::from(e)),
+            OpState::Taken => Err(FfiError::new(
+                pgentra_status::PGENTRA_ERR_INVALID_ARGUMENT,
+                format!("{F}: the operation's outcome was already returned; free it with pgentra_token_op_free()"),
+            )),
+        }
+    });
+    if pending && status == pgentra_status::PGENTRA_OK as c_int {
+        return pgentra_status::PGENTRA_PENDING as c_int;
+    }
+    status
+}
+
+/// Release a token operation, finished or not (the request itself goes on and fills the cache;
+/// an unread token is wiped). Accepts NULL.
+#[no_mangle]
+pub extern "C" fn pgentra_token_op_free(op: *mut pgentra_token_op) {
+    ffi_void(|| {
+        if !op.is_null() {
+            // SAFETY: the caller promises `op` came from pgentra_token_begin and was not freed.
+            drop(unsafe { Box::from_raw(op) });
+        }
     })
 }
 

@@ -264,7 +264,7 @@ fn panics_are_caught_and_reported() {
     let status = ffi_boundary(|| panic!("boom in a test"));
     assert_eq!(status, PGENTRA_ERR_PANIC as c_int);
     let m = last_message().unwrap();
-    assert!(m.contains("panicked") && m.contains("boom in a test"), "{m}");
+    assert!(m.contains("a Rust panic, caught") && m.contains("boom in a test"), "{m}");
 
     let status = ffi_boundary(|| -> Result<(), FfiError> { std::panic::panic_any(42u8) });
     assert_eq!(status, PGENTRA_ERR_PANIC as c_int);

@@ -19,7 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+
+static void sleep_1ms(void) {
+    struct timespec ts = {0, 1000000L};
+    nanosleep(&ts, NULL);
+}
 
 #ifdef PGENTRA_TEST_LIBPQ
 #include <libpq-fe.h>
@@ -264,6 +270,28 @@ static void test_secret_mode(void) {
     s = POISON;
     rc = pgentra_token(c, &s);
     CHECK(rc == PGENTRA_ERR_CONFIG && s == NULL, "no token in secret mode: rc=%d", rc);
+
+    /* The pollable operation reports the same error, once, with the thread's message. */
+    pgentra_token_op *op = POISON;
+    rc = pgentra_token_begin(c, &op);
+    CHECK(rc == PGENTRA_OK && op != NULL && op != POISON, "token_begin in secret mode: rc=%d", rc);
+    if (rc == PGENTRA_OK) {
+        s = POISON;
+        do {
+            rc = pgentra_token_poll(op, &s);
+            if (rc == PGENTRA_PENDING) sleep_1ms();
+        } while (rc == PGENTRA_PENDING);
+        CHECK(rc == PGENTRA_ERR_CONFIG && s == NULL, "token_poll gives the secret-mode error: rc=%d", rc);
+        CHECK(contains(pgentra_last_error_message(), "password"), "its message says why");
+        CHECK(pgentra_token_poll(op, &s) == PGENTRA_ERR_INVALID_ARGUMENT, "a second poll after the outcome");
+        pgentra_token_op_free(op);
+    }
+    op = POISON;
+    CHECK(pgentra_token_begin(NULL, &op) == PGENTRA_ERR_NULL_ARGUMENT && op == NULL, "token_begin(NULL)");
+    CHECK(pgentra_token_begin(c, NULL) == PGENTRA_ERR_NULL_ARGUMENT, "token_begin(out NULL)");
+    s = POISON;
+    CHECK(pgentra_token_poll(NULL, &s) == PGENTRA_ERR_NULL_ARGUMENT && s == NULL, "token_poll(NULL)");
+    pgentra_token_op_free(NULL);
     pgentra_invalidate(c);
     pgentra_connector_free(c);
 }
@@ -472,6 +500,49 @@ static void test_token(void) {
     CHECK(rc == PGENTRA_OK && again && strcmp(again, token) == 0, "cached token");
     pgentra_string_free(rc == PGENTRA_OK ? again : NULL);
     if (after >= 0) CHECK(msi_requests() == after, "cached read makes no request");
+
+    /* The pollable operation: complete at once on a cached token; pending, then the token, on
+     * an empty cache; released unread (the request still fills the cache). */
+    {
+        pgentra_token_op *op = NULL;
+        char *t = POISON;
+        rc = pgentra_token_begin(c, &op);
+        CHECK(rc == PGENTRA_OK && op, "token_begin on a cached token: rc=%d", rc);
+        rc = pgentra_token_poll(op, &t);
+        CHECK(rc == PGENTRA_OK && t && strcmp(t, token) == 0, "token_poll gives the cached token at once: rc=%d", rc);
+        pgentra_string_free(rc == PGENTRA_OK ? t : NULL);
+        pgentra_token_op_free(op);
+
+        pgentra_invalidate(c);
+        long before_op = msi_requests();
+        op = NULL;
+        rc = pgentra_token_begin(c, &op);
+        CHECK(rc == PGENTRA_OK && op, "token_begin on an empty cache: rc=%d", rc);
+        int polls = 0;
+        t = POISON;
+        do {
+            rc = pgentra_token_poll(op, &t);
+            polls++;
+            if (rc == PGENTRA_PENDING) {
+                CHECK(t == NULL, "no token while pending");
+                sleep_1ms();
+            }
+        } while (rc == PGENTRA_PENDING && polls < 60000);
+        CHECK(rc == PGENTRA_OK && t && strcmp(t, token) == 0, "token_poll gives the token after %d polls: rc=%d", polls, rc);
+        pgentra_string_free(rc == PGENTRA_OK ? t : NULL);
+        pgentra_token_op_free(op);
+        if (before_op >= 0) CHECK(msi_requests() - before_op == 1, "one request for the operation");
+
+        pgentra_invalidate(c);
+        op = NULL;
+        rc = pgentra_token_begin(c, &op);
+        CHECK(rc == PGENTRA_OK && op, "token_begin, then free before it ends: rc=%d", rc);
+        pgentra_token_op_free(op);
+        t = POISON;
+        rc = pgentra_token(c, &t);
+        CHECK(rc == PGENTRA_OK && t && strcmp(t, token) == 0, "the abandoned request's token: rc=%d", rc);
+        pgentra_string_free(rc == PGENTRA_OK ? t : NULL);
+    }
 
     pgentra_string_free(token);
     pgentra_connector_free(c);
