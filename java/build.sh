@@ -19,9 +19,11 @@ mkdir -p "$native"
 objcopy --strip-debug "$so" "$native/libpgentra_jni.so.tmp"
 mv -f "$native/libpgentra_jni.so.tmp" "$native/libpgentra_jni.so"
 cd "$here"
-# The unit suite runs here (it needs no harness), which also makes Maven fetch the test
-# providers that the offline run in the harness needs; HikariCP's other line too.
-mvn -q -B -Dstyle.color=never package -Dtest='PgEntraTest' -Dsurefire.failIfNoSpecifiedTests=false
+# The unit suite and a small Spring test run here (no harness needed), which also makes Maven
+# fetch everything the offline run in the harness needs: the test providers, both Spring Boot
+# lines' dependencies (the test apps pgentra-spring-boot/it/boot35 and boot40 are modules),
+# HikariCP's other line.
+mvn -q -B -Dstyle.color=never package -Dtest='PgEntraTest,SpringFactoriesTest' -Dsurefire.failIfNoSpecifiedTests=false
 mvn -q -B -Dstyle.color=never dependency:get -Dartifact=com.zaxxer:HikariCP:6.3.3 >/dev/null
 mkdir -p "$out"
 rm -f "$out"/pgentra-*.jar

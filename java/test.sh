@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Java's suites, inside the harness (tests/harness/with-harness.sh java/test.sh): the JUnit
-# tests of java/pgentra (API, pgJDBC plugin, HikariCP 7 and 6, class loaders, native loading),
+# tests of java/pgentra (API, pgJDBC plugin, HikariCP 7 and 6, class loaders, native loading)
+# and of pgentra-spring-boot (Spring Boot 3.5 and 4.0 apps, pgentra-spring-boot/it/*),
 # offline (java/build.sh resolved everything). Needs `make build` (java/build.sh) first.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,4 +30,20 @@ cd "$here"
 mvn -o -q -B -Dstyle.color=never test -pl pgentra "-Dpgentra.test.argLine=$argline"
 echo "java: HikariCP 6.3.3"
 mvn -o -q -B -Dstyle.color=never test -pl pgentra "-Dpgentra.test.argLine=$argline" -Dhikari.version=6.3.3 -Dtest=HikariTest -Dpgentra.test.hikariSeconds=30
-for r in pgentra/target/surefire-reports/*.txt; do grep -h 'Tests run' "$r"; done
+# Spring Boot 3.5 and 4.0 apps (pgentra-spring-boot/it), configured only as Service Connector
+# configures one for `--client-type springboot` (system-assigned identity; the other cases
+# are set up inside the suite): App Service passes these as environment variables.
+its=pgentra-spring-boot/it/boot35,pgentra-spring-boot/it/boot40
+(
+  unset AZURE_POSTGRESQL_CONNECTIONSTRING SCUAMI_CONNECTIONSTRING SCUAMI_CLIENTID
+  export SPRING_DATASOURCE_URL="jdbc:postgresql://$PGENTRA_TEST_AZURE_HOST:$PGENTRA_PG_PORT/postgres?sslmode=require"
+  export SPRING_DATASOURCE_USERNAME=pgentra-app SPRING_DATASOURCE_AZURE_PASSWORDLESSENABLED=true
+  echo "java: Spring Boot 3.5 and 4.0"
+  mvn -o -q -B -Dstyle.color=never test -pl "$its" -am -Dtest='Spring*Test' -Dsurefire.failIfNoSpecifiedTests=false "-Dpgentra.test.argLine=$argline"
+  echo "java: Spring Boot 3.5 and 4.0 with PGENTRA_ALLOW_UNVERIFIED_TLS=1"
+  PGENTRA_ALLOW_UNVERIFIED_TLS=1 mvn -o -q -B -Dstyle.color=never test -pl "$its" -am -Dtest=SpringUnverifiedTlsTest \
+    -Dsurefire.failIfNoSpecifiedTests=false "-Dpgentra.test.argLine=$argline"
+)
+for r in pgentra/target/surefire-reports/*.txt pgentra-spring-boot/it/boot*/target/surefire-reports/*Test.txt; do
+  echo "$r" | sed -n 's:.*/\(boot[0-9]*\)/.*:\1\::p' | tr -d '\n'; grep -h 'Tests run' "$r"
+done
