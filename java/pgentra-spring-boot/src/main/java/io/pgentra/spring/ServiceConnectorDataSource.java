@@ -27,9 +27,10 @@ import org.springframework.core.env.MapPropertySource;
  * ({@code spring.datasource.azure.*}, else {@code spring.cloud.azure.*}:
  * {@code credential.client-id}, {@code credential.managed-identity-enabled},
  * {@code credential.client-certificate-path}, {@code profile.tenant-id}) become the plugin's
- * {@code azure.*} URL properties unless the URL has them. Secrets are not put in a URL: a
- * {@code credential.client-secret} (or certificate password, user password) stops the start with
- * a message saying where pgentra reads it from instead.
+ * {@code azure.*} URL properties unless the URL has them. Secrets are never put in a URL: a
+ * {@code credential.client-secret} goes into a connector kept in memory for the process, which the
+ * URL names ({@code pgentra.connector}); a certificate password or a user password stops the start
+ * with a message saying where pgentra reads it from instead.
  *
  * <p>TLS: Service Connector always writes {@code sslmode=require}, which pgentra's plugin
  * refuses for an Azure server (the host name would not be checked). When the core's policy
@@ -54,8 +55,11 @@ final class ServiceConnectorDataSource {
         {"credential.client-certificate-path", "azure.clientCertificatePath"},
         {"profile.tenant-id", "azure.tenantId"},
     };
-    /** Spring Cloud Azure secrets that pgentra will not put into a JDBC URL. */
-    private static final String[] SECRETS = {"credential.client-secret", "credential.client-certificate-password", "credential.password"};
+    /** Spring Cloud Azure secrets that pgentra cannot take (it never puts a secret into a JDBC URL). */
+    private static final String[] SECRETS = {"credential.client-certificate-password", "credential.password"};
+    private static final String CLIENT_SECRET = "credential.client-secret";
+    /** Connectors made for a client secret: alive for the process, as the URL names them. */
+    private static final java.util.List<PgEntra> KEPT = new java.util.concurrent.CopyOnWriteArrayList<>();
     private static final String[] PREFIXES = {"spring.datasource.azure.", "spring.cloud.azure."};
 
     private ServiceConnectorDataSource() {}
@@ -92,6 +96,18 @@ final class ServiceConnectorDataSource {
                 }
             }
         }
+        // A service principal's secret (what Service Connector writes for one): it stays in this
+        // process's memory, in a connector that the URL names (pgentra.connector), never in the URL.
+        String secret = null;
+        String secretProperty = null;
+        for (String prefix : PREFIXES) {
+            String v = binder.bind(prefix + CLIENT_SECRET, String.class).orElse("");
+            if (!v.isEmpty()) {
+                secret = v;
+                secretProperty = prefix + CLIENT_SECRET;
+                break;
+            }
+        }
         for (String[] c : CREDENTIALS) {
             if (u.get(c[1]) != null) {
                 continue; // the URL's own value wins
@@ -116,6 +132,27 @@ final class ServiceConnectorDataSource {
             log.info("pgentra: spring.datasource.url has sslmode=require for an Azure Database for PostgreSQL server (" + u.hosts()
                     + "), which does not check the server's name, so pgentra's plugin would refuse it; using " + added
                     + " (PGENTRA_ALLOW_UNVERIFIED_TLS=1 keeps require)");
+        }
+
+        if (secret != null && u.get(PgEntra.CONNECTOR_PROPERTY) == null) {
+            PgEntra.Builder b = PgEntra.builder().connectionString(u.toString()).clientSecret(secret);
+            String clientId = u.get("azure.clientId");
+            String tenantId = u.get("azure.tenantId");
+            if (clientId != null) {
+                b.clientId(clientId);
+            }
+            if (tenantId != null) {
+                b.tenantId(tenantId);
+            }
+            PgEntra connector;
+            try {
+                connector = b.credential("client-secret").build();
+            } catch (PgEntraException e) {
+                throw new IllegalStateException("pgentra: cannot use " + secretProperty + ": " + e.getMessage(), e);
+            }
+            KEPT.add(connector);
+            u.set(PgEntra.CONNECTOR_PROPERTY, JdbcUrl.parse(connector.jdbcUrl()).get(PgEntra.CONNECTOR_PROPERTY));
+            log.info("pgentra: the service principal's secret (" + secretProperty + ") stays in memory; spring.datasource.url names its connector");
         }
 
         String edited = u.toString();

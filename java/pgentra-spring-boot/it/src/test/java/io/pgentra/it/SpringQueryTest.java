@@ -1,6 +1,7 @@
 package io.pgentra.it;
 
 import static io.pgentra.it.Apps.MICROSOFT;
+import static io.pgentra.it.Apps.TENANT;
 import static io.pgentra.it.Apps.UAMI;
 import static io.pgentra.it.Apps.currentUser;
 import static io.pgentra.it.Apps.env;
@@ -53,6 +54,17 @@ class SpringQueryTest {
                 "--spring.datasource.azure.passwordless-enabled=true", "--spring.datasource.azure.credential.client-id=" + UAMI,
                 "--spring.datasource.azure.credential.managed-identity-enabled=true")) {
             assertEquals("pgentra-uami", currentUser(c));
+        }
+    }
+
+    /** A service principal with a secret, as Service Connector configures one. */
+    @Test
+    void servicePrincipalWithASecret() {
+        try (ConfigurableApplicationContext c = start(env("SPRING_DATASOURCE_URL", serviceConnectorUrl(), "SPRING_DATASOURCE_USERNAME", "aad_pgentra_sp",
+                "SPRING_DATASOURCE_AZURE_PASSWORDLESSENABLED", "true", "SPRING_CLOUD_AZURE_CREDENTIAL_CLIENTID", "22222222-2222-2222-2222-222222222222",
+                "SPRING_CLOUD_AZURE_CREDENTIAL_CLIENTSECRET", "emulator-secret", "SPRING_CLOUD_AZURE_PROFILE_TENANTID", TENANT))) {
+            assertEquals("aad_pgentra_sp", currentUser(c));
+            assertTrue(!c.getEnvironment().getProperty("spring.datasource.url").contains("emulator-secret"));
         }
     }
 

@@ -108,9 +108,18 @@ class SpringUrlTest {
     }
 
     @Test
-    void aSecretIsRefusedByName() {
+    void aClientSecretStaysOutOfTheUrl() {
+        String u = url(env("SPRING_DATASOURCE_URL", SC, "SPRING_DATASOURCE_AZURE_PASSWORDLESSENABLED", "true",
+                "SPRING_CLOUD_AZURE_CREDENTIAL_CLIENTID", "22222222-2222-2222-2222-222222222222", "SPRING_CLOUD_AZURE_CREDENTIAL_CLIENTSECRET", "emulator-secret",
+                "SPRING_CLOUD_AZURE_PROFILE_TENANTID", TENANT));
+        assertTrue(u.contains("&pgentra.connector=") && u.contains("azure.clientId=22222222-2222-2222-2222-222222222222"), u);
+        assertTrue(!u.contains("emulator-secret"), u);
+    }
+
+    @Test
+    void aCertificatePasswordIsRefusedByName() {
         Exception e = assertThrows(IllegalStateException.class, () -> url(env("SPRING_DATASOURCE_URL", SC, "SPRING_DATASOURCE_AZURE_PASSWORDLESSENABLED", "true",
-                "SPRING_CLOUD_AZURE_CREDENTIAL_CLIENTID", "22222222-2222-2222-2222-222222222222", "SPRING_CLOUD_AZURE_CREDENTIAL_CLIENTSECRET", "emulator-secret")));
-        assertTrue(e.getMessage().contains("spring.cloud.azure.credential.client-secret") && !e.getMessage().contains("emulator-secret"), e.getMessage());
+                "SPRING_CLOUD_AZURE_CREDENTIAL_CLIENTID", "33333333-3333-3333-3333-333333333333", "SPRING_CLOUD_AZURE_CREDENTIAL_CLIENTCERTIFICATEPASSWORD", "hunter2-pw")));
+        assertTrue(e.getMessage().contains("spring.cloud.azure.credential.client-certificate-password") && !e.getMessage().contains("hunter2"), e.getMessage());
     }
 }
