@@ -371,11 +371,23 @@ impl Emulator {
             let roles: Vec<&str> = identity::IDENTITIES.iter().map(|i| i.role).collect();
             pg.ensure_roles(&roles).await?;
         }
+        self.premint().await?;
+        self.shared().stats = Stats::default();
+        Ok(())
+    }
+
+    /// Mints every identity's token for the database's audience now (when syncing roles), so
+    /// that no role password changes while a client is connecting (see `prepare_roles`).
+    async fn premint(&self) -> Result<(), String> {
+        if self.mint.lock().await.pg.is_none() {
+            return Ok(());
+        }
         let aud = identity::audience("https://ossrdbms-aad.database.windows.net");
         for ident in identity::IDENTITIES.iter() {
+            let before = self.shared().stats.tokens_issued;
             self.token_for(ident, &aud).await?;
+            self.shared().stats.tokens_issued = before;
         }
-        self.shared().stats = Stats::default();
         Ok(())
     }
 
@@ -960,6 +972,11 @@ impl Emulator {
             st.cache.clear();
             n
         };
+        // New tokens (and role passwords) for the database now, not in the middle of a client's
+        // connection: every token issued before stops working at once, as after a rotation.
+        if let Err(e) = self.premint().await {
+            return json_resp(500, &json!({"error": format!("minting after rotate: {e}")}));
+        }
         with_note(
             json_resp(200, &json!({"ok": true, "dropped": dropped})),
             format!("dropped {dropped}"),
