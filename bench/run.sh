@@ -16,6 +16,8 @@ echo "== Node.js"
 NODE_PATH="$scratch/node_modules" tests/harness/with-harness.sh node bench/node_bench.js
 echo "== Go"
 bench/go/run.sh
+echo "== Java: pgJDBC plugin against azure-identity-extensions"
+bench/java/run.sh
 echo "== Python: cold path and bursts"
 tests/harness/with-harness.sh python3 bench/cold_burst.py
 echo "== Python: connection-open overhead"

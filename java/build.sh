@@ -16,7 +16,7 @@ so="$target_dir/release/libpgentra_jni.so"
 nm -D --defined-only "$so" | grep ' Java_io_pgentra_Native_open$' >/dev/null || { echo "java: $so does not export the JNI entry points" >&2; exit 1; }
 native="$here/pgentra/native/META-INF/native/linux-x86_64"
 mkdir -p "$native"
-objcopy --strip-debug "$so" "$native/libpgentra_jni.so.tmp"
+objcopy --strip-all "$so" "$native/libpgentra_jni.so.tmp"  # .dynsym (the JNI exports) stays
 mv -f "$native/libpgentra_jni.so.tmp" "$native/libpgentra_jni.so"
 cd "$here"
 # The unit suite and a small Spring test run here (no harness needed), which also makes Maven
