@@ -14,7 +14,11 @@ Driver integrations: ``pgentra.psycopg2``, ``pgentra.psycopg`` (and psycopg_pool
 
 from __future__ import annotations
 
-from typing import Any, Dict
+# `typing` costs ~10 ms to import; annotations are strings here (PEP 563), so it is needed only
+# by type checkers, which treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict
 
 from ._pgentra import (
     ConfigError,

@@ -148,3 +148,18 @@ def test_conformance_vectors_byte_identical(vector):
     for k in ["host", "port", "dbname", "user", "password", "sslmode"]:
         assert d[k] == p[k], k
     assert json.loads(c.dsn("json")) == {k: p[k] for k in ["host", "port", "dbname", "user", "password", "sslmode"]}
+
+
+def test_import_stays_light():
+    """`import pgentra` in a bare interpreter loads neither typing, re, asyncio, json nor threading (typing
+    alone cost ~10 ms of a 12 ms import; the time itself is a benchmark, not a test)."""
+    import subprocess
+    import sys
+
+    where = str(pathlib.Path(pgentra.__file__).resolve().parent.parent)
+    code = (
+        "import sys; sys.path.insert(0, %r); import pgentra; "
+        "print(','.join(m for m in ('typing', 're', 'asyncio', 'json', 'threading') if m in sys.modules))" % where
+    )
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", out.stdout
