@@ -79,3 +79,19 @@ async def token_async() -> str:
 async def conninfo_async(**overrides: Any) -> Dict[str, Any]:
     """`conninfo()` without blocking the event loop."""
     return await default_connector().conninfo_async(**overrides)
+
+
+_INTEGRATIONS = ("psycopg2", "psycopg", "asyncpg", "sqlalchemy", "django")
+
+
+def __getattr__(name: str) -> Any:
+    """`pgentra.psycopg2.connect()` works after a plain `import pgentra`: each driver
+    integration is imported on first use (PEP 562), so `import pgentra` stays light and never
+    imports a driver it does not need."""
+    if name in _INTEGRATIONS:
+        import importlib
+
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
