@@ -88,8 +88,13 @@ pub fn login(c: &pgentra::Connector) -> Result<String, pgentra::Error> {
     pgentra::runtime::runtime()?.block_on(async move { pgentra::db::current_user(&p).await })
 }
 
-/// The CLI binary built by `make build`.
+/// The CLI binary built by `make build` (or `PGENTRA_CLI_BIN`, for a build elsewhere).
 pub fn cli_path() -> String {
+    if let Ok(p) = std::env::var("PGENTRA_CLI_BIN") {
+        if !p.is_empty() {
+            return p;
+        }
+    }
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/pgentra");
     std::fs::canonicalize(root).map(|p| p.display().to_string()).unwrap_or_else(|_| root.to_string())
 }
@@ -98,7 +103,9 @@ pub fn cli_path() -> String {
 pub fn cli(args: &[&str], vars: &HashMap<String, String>) -> Output {
     let mut cmd = Command::new(cli_path());
     cmd.env_clear();
-    for k in ["PATH", "SSL_CERT_FILE", "PGENTRA_EMULATOR_HTTP", "HOME"] {
+    // The harness's private token-cache folder: never the user's own, where an earlier run's
+    // token could be served.
+    for k in ["PATH", "SSL_CERT_FILE", "PGENTRA_EMULATOR_HTTP", "HOME", "PGENTRA_CACHE_DIR", "PGENTRA_SHARED_CACHE"] {
         if let Ok(v) = std::env::var(k) {
             cmd.env(k, v);
         }

@@ -222,7 +222,12 @@ fn dropped_connections_and_bad_json() {
         let c = conn(mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq(""))]));
         let e = c.token().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::IdentityService, "{fault}: {e}");
-        // Not cached: the next call asks again and succeeds.
+        // The failure is the answer for a few seconds (one request per period during an
+        // outage), never a cached token; invalidate() asks again at once, and succeeds.
+        let requests = stat("msi_requests");
+        assert_eq!(c.token().unwrap_err().kind(), ErrorKind::IdentityService);
+        assert_eq!(stat("msi_requests"), requests, "{fault}: remembered, no new request");
+        c.invalidate();
         assert!(c.token().is_ok());
     }
 }

@@ -1,0 +1,372 @@
+//! The token cache shared by the processes of one user (issue #16), with real CLI processes
+//! against the emulator's request counters. Run under tests/harness/with-harness.sh, one
+//! thread (the tests share the emulator's counters).
+
+use pgentra_e2e::*;
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A fresh private folder (0700) for one test.
+fn folder(name: &str) -> PathBuf {
+    let d = PathBuf::from(h("PGENTRA_TEST_DIR")).join(format!("shared-{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir(&d).expect("create folder");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    d
+}
+
+/// The variables of a system-assigned (or, with `client`, user-assigned) managed identity on
+/// App Service, sharing through `dir`.
+fn vars(dir: &Path, client: Option<&str>) -> HashMap<String, String> {
+    let mut v = mi_env(&[("AZURE_POSTGRESQL_HOST", "127.0.0.1"), ("PGENTRA_TIMEOUT", "20")]);
+    v.insert("PGENTRA_CACHE_DIR".into(), dir.display().to_string());
+    v.insert("PGENTRA_SHARED_CACHE".into(), "1".into());
+    if let Some(c) = client {
+        v.insert("AZURE_POSTGRESQL_CLIENTID".into(), c.into());
+    }
+    v
+}
+
+fn command(args: &[&str], vars: &HashMap<String, String>, as_nobody: bool) -> Command {
+    let mut cmd = if as_nobody {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", &cli_path()]);
+        c
+    } else {
+        Command::new(cli_path())
+    };
+    cmd.env_clear();
+    for k in ["PATH", "SSL_CERT_FILE"] {
+        if let Ok(v) = std::env::var(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("PGENTRA_IMDS_ENDPOINT", "http://127.0.0.1:9");
+    cmd.envs(vars).args(args);
+    cmd
+}
+
+fn spawn(args: &[&str], vars: &HashMap<String, String>) -> Child {
+    command(args, vars, false).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn pgentra")
+}
+
+fn run(args: &[&str], vars: &HashMap<String, String>) -> Output {
+    command(args, vars, false).output().expect("run pgentra")
+}
+
+/// `pgentra token`, which must succeed; returns the token.
+fn token(vars: &HashMap<String, String>) -> String {
+    let o = run(&["token"], vars);
+    assert!(o.status.success(), "pgentra token failed: {}", text(&o.stderr));
+    text(&o.stdout).trim().to_string()
+}
+
+fn status(vars: &HashMap<String, String>) -> serde_json::Value {
+    let o = run(&["cache", "status", "--json"], vars);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("status JSON")
+}
+
+fn entry(vars: &HashMap<String, String>) -> PathBuf {
+    let s = status(vars);
+    assert_eq!(s["enabled"], true, "{s}");
+    PathBuf::from(s["entry"].as_str().expect("entry path"))
+}
+
+fn msi() -> u64 {
+    stat("msi_requests")
+}
+
+/// `n` processes at once on an empty cache, the endpoint 300 ms slow: one identity request,
+/// one token for all.
+fn processes_at_once(n: usize) -> Duration {
+    let dir = folder(&format!("burst-{n}"));
+    let v = vars(&dir, None);
+    reset();
+    control("POST", "/control/faults", r#"[{"delay_ms": 300}]"#);
+    let start = Instant::now();
+    let children: Vec<Child> = (0..n).map(|_| spawn(&["token"], &v)).collect();
+    let mut tokens = std::collections::HashSet::new();
+    for c in children {
+        let o = c.wait_with_output().expect("wait");
+        assert!(o.status.success(), "a process failed: {}", text(&o.stderr));
+        tokens.insert(text(&o.stdout).trim().to_string());
+    }
+    let took = start.elapsed();
+    assert_eq!(msi(), 1, "{n} processes made {} identity requests", msi());
+    assert_eq!(tokens.len(), 1, "every process got the same token");
+    took
+}
+
+#[test]
+fn sixty_four_processes_on_an_empty_cache_make_one_request() {
+    processes_at_once(64);
+}
+
+#[test]
+fn a_thousand_processes_on_an_empty_cache_make_one_request() {
+    let took = processes_at_once(1000);
+    eprintln!("1,000 processes: {took:?}");
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+}
+
+#[test]
+fn later_processes_read_the_entry_and_switching_off_is_per_process() {
+    let dir = folder("later");
+    let v = vars(&dir, None);
+    reset();
+    let t = token(&v);
+    for _ in 0..5 {
+        assert_eq!(token(&v), t);
+    }
+    assert_eq!(msi(), 1);
+    let meta = std::fs::symlink_metadata(entry(&v)).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    // The entry holds no secret: only the token and times.
+    let content = std::fs::read_to_string(entry(&v)).unwrap();
+    assert!(!content.contains(&h("IDENTITY_HEADER")));
+    // Switched off: each process asks.
+    let mut off = v.clone();
+    off.insert("PGENTRA_SHARED_CACHE".into(), "0".into());
+    reset();
+    token(&off);
+    token(&off);
+    assert_eq!(msi(), 2);
+    assert_eq!(status(&off)["enabled"], false);
+    // `cache clear` removes the entry: the next process asks again.
+    let o = run(&["cache", "clear"], &v);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("removed 1"), "{}", text(&o.stdout));
+    assert!(!entry(&v).exists());
+    reset();
+    token(&v);
+    assert_eq!(msi(), 1);
+}
+
+#[test]
+fn group_or_world_open_folders_are_refused() {
+    for mode in [0o770, 0o777, 0o705] {
+        let dir = folder(&format!("open-{mode:o}"));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        let v = vars(&dir, None);
+        let s = status(&v);
+        assert_eq!(s["enabled"], false, "{s}");
+        assert!(s["reason"].as_str().unwrap().contains("group or others"), "{s}");
+        reset();
+        token(&v);
+        token(&v);
+        token(&v);
+        assert_eq!(msi(), 3, "mode {mode:o}: per process");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing written in a refused folder");
+        // pgentra never changed the folder's mode.
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, mode);
+    }
+    // A symlink as the folder is refused too.
+    let real = folder("real-target");
+    let link = PathBuf::from(h("PGENTRA_TEST_DIR")).join("shared-link");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let s = status(&vars(&link, None));
+    assert_eq!(s["enabled"], false, "{s}");
+    assert!(s["reason"].as_str().unwrap().contains("symbolic link"), "{s}");
+}
+
+#[test]
+fn symlinked_0644_truncated_and_foreign_entries_are_misses() {
+    let dir = folder("odd");
+    let v = vars(&dir, None);
+    reset();
+    token(&v);
+    let e = entry(&v);
+    let good = std::fs::read(&e).unwrap();
+    assert_eq!(msi(), 1);
+
+    // 0644: refused, replaced by a 0600 entry.
+    std::fs::set_permissions(&e, std::fs::Permissions::from_mode(0o644)).unwrap();
+    reset();
+    token(&v);
+    assert_eq!(msi(), 1, "a 0644 entry is a miss");
+    assert_eq!(std::fs::metadata(&e).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // A symlink to a valid entry elsewhere: refused; the link is replaced, its target untouched.
+    let elsewhere = PathBuf::from(h("PGENTRA_TEST_DIR")).join("elsewhere.tok");
+    std::fs::write(&elsewhere, &good).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::remove_file(&e).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &e).unwrap();
+    reset();
+    token(&v);
+    assert_eq!(msi(), 1, "a symlinked entry is a miss");
+    assert!(!std::fs::symlink_metadata(&e).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read(&elsewhere).unwrap(), good);
+
+    // A writer killed mid-write leaves a temporary file and never a partial entry; a
+    // truncated entry (as a crash of the file system might leave) is a miss.
+    std::fs::write(&e, &good[..good.len() / 2]).unwrap();
+    std::fs::set_permissions(&e, std::fs::Permissions::from_mode(0o600)).unwrap();
+    reset();
+    assert!(!token(&v).is_empty());
+    assert_eq!(msi(), 1, "a truncated entry is a miss");
+    assert_eq!(std::fs::read(&e).unwrap().len(), good.len());
+
+    // Owned by another user (planted): a miss.
+    // SAFETY: chown on a path we created.
+    let c = std::ffi::CString::new(e.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+    reset();
+    token(&v);
+    assert_eq!(msi(), 1, "an entry owned by another user is a miss");
+}
+
+#[test]
+fn a_second_user_can_neither_read_nor_plant_an_entry() {
+    let dir = folder("users");
+    let v = vars(&dir, None);
+    reset();
+    let t = token(&v);
+    let e = entry(&v);
+    // Reading the entry or listing the folder as uid 65534: refused by the kernel.
+    let read = Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"]).arg(&e).output().unwrap();
+    assert!(!read.status.success());
+    assert!(!text(&read.stdout).contains(&t));
+    // Planting an entry: refused.
+    let plant = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"])
+        .arg(format!("echo planted > '{}.new' && mv '{}.new' '{}'", e.display(), e.display(), e.display()))
+        .output()
+        .unwrap();
+    assert!(!plant.status.success());
+    assert_eq!(token(&v), t);
+    // The second user's own process, pointed at this folder: not its owner, so sharing is off
+    // for it; it still gets a token, by its own request.
+    reset();
+    let o = command(&["token"], &v, true).output().unwrap();
+    assert!(o.status.success(), "as uid 65534: {}", text(&o.stderr));
+    assert_eq!(msi(), 1);
+    // A folder of the second user's, holding a copy of a valid entry: refused by this user.
+    let theirs = PathBuf::from(h("PGENTRA_TEST_DIR")).join("shared-theirs");
+    let _ = std::fs::remove_dir_all(&theirs);
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let planted = theirs.join(e.file_name().unwrap());
+    std::fs::copy(&e, &planted).unwrap();
+    for p in [&theirs, &planted] {
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        // SAFETY: chown on paths we created.
+        assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+    }
+    let tv = vars(&theirs, None);
+    let s = status(&tv);
+    assert_eq!(s["enabled"], false, "{s}");
+    assert!(s["reason"].as_str().unwrap().contains("uid 65534"), "{s}");
+    reset();
+    token(&tv);
+    assert_eq!(msi(), 1, "a folder of another user's is never read");
+}
+
+#[test]
+fn the_lock_holder_killed_mid_fetch_costs_one_request_and_leaves_no_entry() {
+    let dir = folder("killed");
+    let v = vars(&dir, None);
+    reset();
+    control("POST", "/control/faults", r#"[{"delay_ms": 5000}]"#);
+    let mut holder = spawn(&["token"], &v);
+    let start = Instant::now();
+    while msi() < 1 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the first process never asked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Two more processes wait for the holder's entry...
+    let waiters: Vec<Child> = (0..2).map(|_| spawn(&["token"], &v)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(msi(), 1, "the others wait for the lock holder");
+    // ...which is killed mid-fetch: the kernel frees its lock, one waiter asks, the other
+    // reads its entry.
+    holder.kill().unwrap();
+    let _ = holder.wait();
+    let mut tokens = std::collections::HashSet::new();
+    for w in waiters {
+        let o = w.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        tokens.insert(text(&o.stdout).trim().to_string());
+    }
+    assert!(start.elapsed() < Duration::from_secs(4), "the waiters did not wait for the killed holder's request");
+    assert_eq!(msi(), 2, "one request after the killed one");
+    assert_eq!(tokens.len(), 1);
+    // The entry is whole: the next process reads it.
+    token(&v);
+    assert_eq!(msi(), 2);
+}
+
+#[test]
+fn a_read_only_folder_still_works() {
+    let dir = folder("ro");
+    let v = vars(&dir, None);
+    reset();
+    let t = token(&v);
+    let e = entry(&v);
+    let empty = folder("ro-empty");
+    let ev = vars(&empty, None);
+    let mount = |args: &[&str]| {
+        let o = Command::new("mount").args(args).output().expect("mount");
+        assert!(o.status.success(), "mount {args:?}: {}", text(&o.stderr));
+    };
+    // Read-only bind mounts, in the harness's own mount namespace.
+    for d in [&dir, &empty] {
+        let d = d.to_str().unwrap();
+        mount(&["--bind", d, d]);
+        mount(&["-o", "remount,bind,ro", d]);
+    }
+    let outcome = std::panic::catch_unwind(|| {
+        assert!(std::fs::write(dir.join("probe"), b"x").is_err(), "the folder is read-only");
+        // A valid entry is still served.
+        reset();
+        assert_eq!(token(&v), t);
+        assert_eq!(msi(), 0);
+        // Nothing can be written or locked: each process asks for itself, and succeeds.
+        reset();
+        token(&ev);
+        token(&ev);
+        assert_eq!(msi(), 2);
+        assert!(run(&["cache", "clear"], &v).status.success());
+        assert!(e.exists(), "nothing removed on a read-only folder");
+    });
+    for d in [&dir, &empty] {
+        let _ = Command::new("umount").arg(d).output();
+    }
+    if let Err(p) = outcome {
+        std::panic::resume_unwind(p);
+    }
+}
+
+#[test]
+fn two_identities_get_two_entries_and_never_each_others_token() {
+    let dir = folder("two");
+    let system = vars(&dir, None);
+    let user = vars(&dir, Some(UAMI));
+    reset();
+    let mut children = Vec::new();
+    for i in 0..32 {
+        let v = if i % 2 == 0 { &system } else { &user };
+        children.push((i % 2, spawn(&["token", "--json"], v)));
+    }
+    let mut seen: [std::collections::HashSet<String>; 2] = Default::default();
+    for (which, c) in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let appid = j["claims"]["appid"].as_str().unwrap_or_default().to_string();
+        assert_eq!(appid == UAMI, which == 1, "a process of identity {which} got appid {appid}");
+        seen[which].insert(j["token"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen[0].len(), 1);
+    assert_eq!(seen[1].len(), 1);
+    assert!(seen[0].is_disjoint(&seen[1]));
+    assert_eq!(msi(), 2, "one request per identity");
+    let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".tok")).collect();
+    assert_eq!(entries.len(), 2);
+    assert_ne!(entry(&system), entry(&user));
+}
