@@ -339,7 +339,8 @@ impl TokenCache {
         if let Some(e) = sh.read() {
             return Ok(self.install(e));
         }
-        let give_up = Instant::now() + self.deadline / 2;
+        let started = Instant::now();
+        let give_up = started + self.deadline / 2;
         loop {
             match sh.try_lock() {
                 Lock::Held(_lock) => {
@@ -359,10 +360,12 @@ impl TokenCache {
                 }
                 Lock::Busy => {
                     tracing::warn!(
-                        waited_ms = (self.deadline / 2).as_millis() as u64,
+                        waited_ms = started.elapsed().as_millis() as u64,
                         "another process has held the shared token cache's lock too long; requesting a token for this process"
                     );
-                    let c = self.fetch().await?;
+                    // What is left of the deadline (at least half of it): waiting callers in
+                    // this process give up after one deadline.
+                    let c = self.fetch_within(self.deadline.saturating_sub(started.elapsed())).await?;
                     sh.write(&c);
                     return Ok(c);
                 }
@@ -436,8 +439,13 @@ impl TokenCache {
     }
 
     async fn fetch(&self) -> Result<Arc<Cached>> {
+        self.fetch_within(self.deadline).await
+    }
+
+    /// One request to the source, within `deadline`.
+    async fn fetch_within(&self, deadline: Duration) -> Result<Arc<Cached>> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let t: Token = self.source.fetch(&self.scope, self.deadline).await?;
+        let t: Token = self.source.fetch(&self.scope, deadline).await?;
         let now = now_unix();
         let mono = mono_secs();
         let lifetime = t.lifetime.unwrap_or_else(|| t.expires_on.saturating_sub(now));

@@ -370,3 +370,80 @@ fn two_identities_get_two_entries_and_never_each_others_token() {
     assert_eq!(entries.len(), 2);
     assert_ne!(entry(&system), entry(&user));
 }
+
+/// Connectors in this process with sharing on in `dir`: each has its own in-memory cache, as
+/// separate processes would, and they share the folder's entry.
+fn connectors(dir: &Path, n: usize) -> Vec<pgentra::Connector> {
+    let before: Vec<(&str, Option<String>)> =
+        ["PGENTRA_SHARED_CACHE", "PGENTRA_CACHE_DIR"].into_iter().map(|k| (k, std::env::var(k).ok())).collect();
+    std::env::set_var("PGENTRA_SHARED_CACHE", "1");
+    std::env::set_var("PGENTRA_CACHE_DIR", dir);
+    let vars = mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq(""))]);
+    let made = (0..n).map(|_| pgentra::Connector::with_env(pgentra::Options::default(), &vars)).collect::<Result<Vec<_>, _>>();
+    // Back to the harness's settings for everything else in this process.
+    for (k, v) in before {
+        match v {
+            Some(v) => std::env::set_var(k, v),
+            None => std::env::remove_var(k),
+        }
+    }
+    made.expect("connector")
+}
+
+#[test]
+fn a_refusal_seen_by_many_processes_causes_one_request() {
+    let dir = folder("refusal");
+    let cs = connectors(&dir, 3);
+    assert!(cs.iter().all(|c| c.shared_cache().is_ok()));
+    reset();
+    let t = cs[0].token().unwrap().expose().to_string();
+    for c in &cs[1..] {
+        assert_eq!(c.token().unwrap().expose(), t);
+    }
+    assert_eq!(msi(), 1);
+    // The server refuses t (a rotation): every "process" invalidates it.
+    control("POST", "/control/rotate", "");
+    for c in &cs {
+        assert!(c.invalidate_if(&t));
+    }
+    let got: Vec<String> = cs.iter().map(|c| c.token().unwrap().expose().to_string()).collect();
+    assert_ne!(got[0], t, "a new token");
+    assert!(got.iter().all(|g| *g == got[0]), "the same new token everywhere");
+    assert_eq!(msi(), 2, "one request for all the refusals");
+    // A late refusal of the old token changes nothing: the entry holds the new one.
+    assert!(!cs[1].invalidate_if(&t));
+    assert_eq!(cs[2].token().unwrap().expose(), got[0]);
+    assert_eq!(connectors(&dir, 1)[0].token().unwrap().expose(), got[0]);
+    assert_eq!(msi(), 2);
+    assert_eq!(login(&cs[0]).unwrap(), "pgentra-app");
+}
+
+#[test]
+fn the_first_process_past_the_refresh_point_refreshes_for_all() {
+    let dir = folder("refresh");
+    reset();
+    // The first token asks to be refreshed after 1 s.
+    control("POST", "/control/faults", r#"[{"refresh_in": 1}]"#);
+    let cs = connectors(&dir, 2);
+    let t = cs[0].token().unwrap().expose().to_string();
+    assert_eq!(cs[1].token().unwrap().expose(), t, "read from the entry");
+    assert_eq!(msi(), 1);
+    control("POST", "/control/rotate", "");
+    std::thread::sleep(Duration::from_millis(1200));
+    // Past its refresh point: the old token at once, the refresh in the background.
+    let start = Instant::now();
+    assert_eq!(cs[0].token().unwrap().expose(), t);
+    assert!(start.elapsed() < Duration::from_millis(100));
+    while msi() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(5), "no refresh");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let fresh = cs[0].token().unwrap().expose().to_string();
+    assert_ne!(fresh, t);
+    // The other keeps serving its valid token (its refresh point carries up to 30 s of
+    // jitter) without a request; a process started now reads the refreshed entry.
+    assert_eq!(cs[1].token().unwrap().expose(), t);
+    assert_eq!(connectors(&dir, 1)[0].token().unwrap().expose(), fresh);
+    assert_eq!(msi(), 2);
+}

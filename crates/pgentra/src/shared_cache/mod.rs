@@ -23,10 +23,14 @@
 //! a wall clock set back nor a reader in another boot serves a token longer than it lives.
 //!
 //! Single flight across processes: a `flock` on a separate lock file per key, opened
-//! `O_CLOEXEC` for each attempt and released explicitly (`LOCK_UN`) before it is closed. A
-//! lock belongs to an open file description, which a child inherits through `fork`: pgentra
-//! never keeps a lock descriptor beyond one request, so a child never believes it holds its
-//! parent's lock (its own attempts open a new description and wait like any other process).
+//! `O_CLOEXEC` for each attempt and released explicitly (`LOCK_UN`) before it is closed; see
+//! [`lock`] for what a child after `fork` does with its parent's locks.
+
+mod dir;
+mod lock;
+
+pub use dir::{clear, dir_path, open_dir, Dir};
+pub use lock::{Lock, LockGuard};
 
 use crate::cache::Cached;
 use crate::claims::Claims;
@@ -34,9 +38,10 @@ use crate::cloud::resource_of;
 use crate::config::{Config, CredentialKind};
 use crate::identity::{mono_secs, now_unix};
 use crate::secret::Secret;
-use std::ffi::{CStr, CString};
+use dir::{cname, euid, fstat, openat, switched_off};
+use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use zeroize::Zeroize;
@@ -65,138 +70,6 @@ pub struct Status {
     pub reason: Option<String>,
 }
 
-/// A folder that passed the checks, held open.
-#[derive(Debug)]
-pub struct Dir {
-    fd: OwnedFd,
-    path: PathBuf,
-}
-
-impl Dir {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-fn euid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
-}
-
-fn switched_off() -> bool {
-    std::env::var(SWITCH_VAR).is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "0" | "false" | "no" | "off"))
-}
-
-/// Where the shared cache lives: `PGENTRA_CACHE_DIR`, else `$XDG_RUNTIME_DIR/pgentra`, else a
-/// per-user folder under the system's temporary folder.
-pub fn dir_path() -> PathBuf {
-    if let Some(d) = std::env::var_os(DIR_VAR).filter(|v| !v.is_empty()) {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        return PathBuf::from(d).join("pgentra");
-    }
-    std::env::temp_dir().join(format!("pgentra-{}", euid()))
-}
-
-fn cpath(p: &Path) -> Result<CString, String> {
-    use std::os::unix::ffi::OsStrExt;
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{} contains a NUL byte", p.display()))
-}
-
-fn cname(name: &str) -> io::Result<CString> {
-    CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
-fn fstat(fd: RawFd) -> io::Result<libc::stat> {
-    // SAFETY: fstat writes into the zeroed struct we own.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st)
-}
-
-fn openat(dir: RawFd, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
-    // SAFETY: `name` is NUL-terminated; the returned descriptor is owned by the OwnedFd.
-    let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, libc::c_uint::from(mode)) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// File systems that may carry a file to another machine (or to a user-space server).
-#[cfg(target_os = "linux")]
-fn network_fs(fd: RawFd) -> Option<&'static str> {
-    // SAFETY: fstatfs writes into the zeroed struct we own.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstatfs(fd, &mut st) } != 0 {
-        return Some("a file system whose type cannot be read");
-    }
-    // f_type's C type differs between targets: compare its low 32 bits.
-    let t = (st.f_type as u64 & 0xFFFF_FFFF) as u32;
-    Some(match t {
-        0x6969 => "NFS",
-        0x517B => "SMB",
-        0xFF53_4D42 => "CIFS",
-        0xFE53_4D42 => "SMB2",
-        0x6573_5546 => "FUSE",
-        0x0102_1997 => "9P",
-        0x00C3_6400 => "Ceph",
-        0x5346_414F | 0x6B41_4653 => "AFS",
-        0x7375_7245 => "Coda",
-        0x564C => "NCP",
-        0x0BD0_0BD0 => "Lustre",
-        0x0116_1970 => "GFS2",
-        0x7461_636F => "OCFS2",
-        _ => return None,
-    })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn network_fs(_fd: RawFd) -> Option<&'static str> {
-    Some("a system where pgentra cannot tell a network file system (sharing is Linux-only)")
-}
-
-/// Open `path` as the shared cache's folder and check it on the descriptor. `create`: make
-/// it (mode 0700) when missing. The error is the reason sharing is off.
-pub fn open_dir(path: &Path, create: bool) -> Result<Dir, String> {
-    use std::os::unix::fs::DirBuilderExt;
-    if create {
-        // Never through a symlink: a symlink here makes the open below fail (ELOOP).
-        let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path);
-    }
-    let c = cpath(path)?;
-    // SAFETY: `c` is NUL-terminated; the descriptor is owned below.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
-        let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-        return Err(match e.raw_os_error() {
-            _ if link => format!("{} is a symbolic link", path.display()),
-            Some(libc::ENOTDIR) => format!("{} is not a folder", path.display()),
-            _ => format!("cannot open {}: {e}", path.display()),
-        });
-    }
-    // SAFETY: fd is a descriptor we just opened and own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let st = fstat(fd.as_raw_fd()).map_err(|e| format!("cannot examine {}: {e}", path.display()))?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-        return Err(format!("{} is not a folder", path.display()));
-    }
-    if st.st_uid != euid() {
-        return Err(format!("{} belongs to uid {}, not to this user (uid {})", path.display(), st.st_uid, euid()));
-    }
-    if st.st_mode & 0o077 != 0 {
-        return Err(format!("{} is open to group or others (mode {:04o}; it must be 0700)", path.display(), st.st_mode & 0o7777));
-    }
-    if let Some(fs) = network_fs(fd.as_raw_fd()) {
-        return Err(format!("{} is on {fs}, and a token must not leave this machine", path.display()));
-    }
-    Ok(Dir { fd, path: path.to_path_buf() })
-}
-
 /// Whether sharing is on for this process, where, and why not. Creates the folder when it is
 /// missing, as a connector would.
 pub fn status() -> Status {
@@ -220,44 +93,6 @@ pub fn why_not(c: &Config) -> String {
         Err(why) => why.to_string(),
         Ok(_) => "the token source is the caller's own".to_string(),
     }
-}
-
-fn is_entry_name(name: &str) -> bool {
-    let hex = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if let Some(stem) = name.strip_suffix(".tok") {
-        return hex(stem);
-    }
-    // A temporary file left by a writer that was killed: `.<key>.<pid>.<n>.tmp`.
-    if let Some(rest) = name.strip_prefix('.').and_then(|r| r.strip_suffix(".tmp")) {
-        return rest.split('.').next().is_some_and(hex);
-    }
-    false
-}
-
-/// Remove this user's entries (and temporary files left by killed writers) from the shared
-/// cache's folder. Returns the folder and how many files were removed. Lock files stay (they
-/// are empty, and a process may hold one).
-pub fn clear() -> Result<(PathBuf, usize), String> {
-    let path = dir_path();
-    if !path.exists() {
-        return Ok((path, 0));
-    }
-    let dir = open_dir(&path, false)?;
-    let rd = std::fs::read_dir(&path).map_err(|e| format!("cannot list {}: {e}", path.display()))?;
-    let mut removed = 0;
-    for ent in rd.flatten() {
-        let name = ent.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !is_entry_name(name) {
-            continue;
-        }
-        let Ok(c) = cname(name) else { continue };
-        // SAFETY: `c` is NUL-terminated; unlinkat acts inside the checked folder only.
-        if unsafe { libc::unlinkat(dir.fd.as_raw_fd(), c.as_ptr(), 0) } == 0 {
-            removed += 1;
-        }
-    }
-    Ok((path, removed))
 }
 
 static WARNED: AtomicBool = AtomicBool::new(false);
@@ -402,28 +237,6 @@ impl Drop for FileEntry {
 fn boot_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default())
-}
-
-/// The outcome of a try for the key's lock.
-pub enum Lock {
-    /// Held until the guard drops.
-    Held(LockGuard),
-    /// Another process holds it (it is fetching).
-    Busy,
-    /// The lock file cannot be opened (read-only folder, ...): no single flight across
-    /// processes.
-    Unavailable,
-}
-
-/// A held `flock`, released explicitly (any descriptor a child inherited through `fork`
-/// refers to the same open file description, so closing ours alone would not free it).
-pub struct LockGuard(OwnedFd);
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        // SAFETY: flock on a descriptor we own.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
-    }
 }
 
 /// Whether a token's characters can be stored and read back as they are.
@@ -614,33 +427,12 @@ impl Shared {
         }
         serde_json::from_slice::<FileEntry>(&buf).is_ok_and(|f| f.id == self.id && f.token == token)
     }
-
     /// Try for the key's lock without waiting.
     pub fn try_lock(&self) -> Lock {
-        let dirfd = self.dir.fd.as_raw_fd();
-        let fd = match openat(dirfd, &self.lock, libc::O_RDWR | libc::O_CREAT, 0o600) {
-            Ok(fd) => fd,
-            // A read-only folder may still hold a lock file: a shared lock needs no write.
-            Err(_) => match openat(dirfd, &self.lock, libc::O_RDONLY | libc::O_NONBLOCK, 0) {
-                Ok(fd) => fd,
-                Err(_) => return Lock::Unavailable,
-            },
-        };
-        match fstat(fd.as_raw_fd()) {
-            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_uid == euid() => {}
-            _ => return Lock::Unavailable,
-        }
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Lock::Held(LockGuard(fd));
-        }
-        match io::Error::last_os_error().raw_os_error() {
-            Some(libc::EWOULDBLOCK) => Lock::Busy,
-            _ => Lock::Unavailable,
-        }
+        lock::try_lock(self.dir.fd.as_raw_fd(), &self.lock)
     }
 
-    /// Pick a refresh jitter for an entry read from the folder: up to 30 s and never more than
+/// Pick a refresh jitter for an entry read from the folder: up to 30 s and never more than
     /// a quarter of the time between the refresh point and expiry.
     pub fn jitter(e: &Entry) -> i64 {
         use rand::Rng;
@@ -702,205 +494,4 @@ fn parse_entry(bytes: &[u8], id: &str, now: i64, boot: i64, boot_id: &str) -> Op
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use base64::Engine;
-
-    fn jwt(aud: &str, appid: &str) -> String {
-        let b = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-        format!("{}.{}.sig", b(serde_json::json!({"alg": "none"})), b(serde_json::json!({"aud": aud, "appid": appid, "tid": "t1"})))
-    }
-
-    fn file(id: &str, token: &str, fetched_at: i64, boot: i64, boot_id: &str, lifetime: i64, refresh_in: i64) -> Vec<u8> {
-        serde_json::to_vec(&serde_json::json!({
-            "v": 1, "id": id, "token": token, "credential": "managed-identity", "detail": "d",
-            "fetched_at": fetched_at, "fetched_boottime": boot, "boot_id": boot_id,
-            "lifetime": lifetime, "refresh_in": refresh_in,
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn entries_parse_and_age_by_the_larger_clock() {
-        let t = jwt("https://ossrdbms-aad.database.windows.net", "c1");
-        let now = 1_700_000_000;
-        // Written 100 s ago by both clocks.
-        let e = parse_entry(&file("k", &t, now - 100, 900, "b", 3600, 3300), "k", now, 1000, "b").unwrap();
-        assert_eq!(e.expires_in, 3500);
-        assert_eq!(e.refresh_in, 3200);
-        assert_eq!(e.token.expose(), t);
-        // The wall clock says 10 s, the boot clock 1,000 s: the larger age wins.
-        let e = parse_entry(&file("k", &t, now - 10, 0, "b", 3600, 3300), "k", now, 1000, "b").unwrap();
-        assert_eq!(e.expires_in, 2600);
-        // The wall clock was set back an hour since the fetch: the boot clock decides.
-        let e = parse_entry(&file("k", &t, now + 3600, 900, "b", 3600, 3300), "k", now, 1000, "b").unwrap();
-        assert_eq!(e.expires_in, 3500);
-        // Another boot, and a fetch "in the future" by the wall clock: a miss.
-        assert!(parse_entry(&file("k", &t, now + 3600, 900, "other", 3600, 3300), "k", now, 1000, "b").is_none());
-        // A boot clock that went backwards (another time namespace): a miss.
-        assert!(parse_entry(&file("k", &t, now - 100, 5000, "b", 3600, 3300), "k", now, 1000, "b").is_none());
-        // Another boot: the wall clock alone.
-        let e = parse_entry(&file("k", &t, now - 100, 99_999, "other", 3600, 3300), "k", now, 1000, "b").unwrap();
-        assert_eq!(e.expires_in, 3500);
-        // Due for refresh but valid: served, with a negative refresh_in.
-        let e = parse_entry(&file("k", &t, now - 3400, 0, "x", 3600, 3300), "k", now, 1000, "b").unwrap();
-        assert_eq!((e.expires_in, e.refresh_in), (200, -100));
-    }
-
-    #[test]
-    fn odd_entries_are_misses() {
-        let t = jwt("https://ossrdbms-aad.database.windows.net", "c1");
-        let now = 1_700_000_000;
-        let ok = file("k", &t, now - 100, 900, "b", 3600, 3300);
-        assert!(parse_entry(&ok, "k", now, 1000, "b").is_some());
-        // Another key's entry.
-        assert!(parse_entry(&ok, "other", now, 1000, "b").is_none());
-        // Truncated at every length.
-        for n in 0..ok.len() {
-            assert!(parse_entry(&ok[..n], "k", now, 1000, "b").is_none(), "truncated at {n}");
-        }
-        // Expired, or under a minute left.
-        assert!(parse_entry(&file("k", &t, now - 3600, 0, "x", 3600, 3300), "k", now, 1000, "b").is_none());
-        assert!(parse_entry(&file("k", &t, now - 3550, 0, "x", 3600, 3300), "k", now, 1000, "b").is_none());
-        // Nonsense times and tokens.
-        assert!(parse_entry(&file("k", &t, now, 1000, "b", 0, 0), "k", now, 1000, "b").is_none());
-        assert!(parse_entry(&file("k", &t, now, 1000, "b", 100, 200), "k", now, 1000, "b").is_none());
-        assert!(parse_entry(&file("k", &t, i64::MIN, 1000, "b", i64::MAX, 0), "k", now, 1000, "b").is_none());
-        assert!(parse_entry(&file("k", &t, now, i64::MIN, "b", 3600, 0), "k", now, 1000, "b").is_none());
-        assert!(parse_entry(&file("k", "", now, 1000, "b", 3600, 0), "k", now, 1000, "b").is_none());
-        assert!(parse_entry(&file("k", "a b", now, 1000, "b", 3600, 0), "k", now, 1000, "b").is_none());
-        let mut v: serde_json::Value = serde_json::from_slice(&ok).unwrap();
-        v["v"] = 2.into();
-        assert!(parse_entry(&serde_json::to_vec(&v).unwrap(), "k", now, 1000, "b").is_none());
-        v["v"] = 1.into();
-        v["credential"] = "nonsense".into();
-        assert!(parse_entry(&serde_json::to_vec(&v).unwrap(), "k", now, 1000, "b").is_none());
-        assert!(parse_entry(b"\xff\xfe", "k", now, 1000, "b").is_none());
-    }
-
-    fn shared_in(dir: &Path, client: Option<&str>) -> Shared {
-        let parts = KeyParts {
-            kind: "managed-identity",
-            endpoint: "imds http://127.0.0.1:9".into(),
-            tenant: String::new(),
-            client: client.unwrap_or_default().into(),
-            scope: "https://ossrdbms-aad.database.windows.net/.default".into(),
-            accepts: &[CredentialKind::ManagedIdentity],
-        };
-        Shared::new(open_dir(dir, true).unwrap(), &parts, client.map(str::to_string), None)
-    }
-
-    fn tempdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("pgentra-sc-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d
-    }
-
-    fn cached(token: &str) -> Cached {
-        Cached::for_test(Secret::new(token), CredentialKind::ManagedIdentity, 3600, 3300)
-    }
-
-    #[test]
-    fn write_read_and_validation_on_disk() {
-        use std::os::unix::fs::PermissionsExt;
-        let d = tempdir("rw");
-        let s = shared_in(&d, Some("c1"));
-        assert!(s.read().is_none());
-        let t = jwt("https://ossrdbms-aad.database.windows.net/", "c1");
-        s.write(&cached(&t));
-        let meta = std::fs::metadata(s.entry_path()).unwrap();
-        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-        let e = s.read().expect("entry");
-        assert_eq!(e.token.expose(), t);
-        assert!(e.expires_in > 3500 && e.refresh_in > 3200);
-        // Another identity's view of the same folder: another file, so a miss.
-        assert!(shared_in(&d, Some("c2")).read().is_none());
-        // A token for another audience or identity is neither written nor read.
-        let wrong = shared_in(&d, Some("c3"));
-        wrong.write(&cached(&jwt("https://management.azure.com", "c3")));
-        assert!(!wrong.entry_path().exists());
-        wrong.write(&cached(&jwt("https://ossrdbms-aad.database.windows.net", "c1")));
-        assert!(!wrong.entry_path().exists());
-        // 0644: refused.
-        std::fs::set_permissions(s.entry_path(), std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(s.read().is_none());
-        std::fs::set_permissions(s.entry_path(), std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(s.read().is_some());
-        // A symlink to a valid entry: refused; a write replaces the link, not its target.
-        let real = d.join("real");
-        std::fs::rename(s.entry_path(), &real).unwrap();
-        std::os::unix::fs::symlink(&real, s.entry_path()).unwrap();
-        assert!(s.read().is_none());
-        s.write(&cached(&t));
-        assert!(!std::fs::symlink_metadata(s.entry_path()).unwrap().file_type().is_symlink());
-        assert!(s.read().is_some());
-        // A hard link: refused.
-        std::fs::hard_link(s.entry_path(), d.join("second")).unwrap();
-        assert!(s.read().is_none());
-        std::fs::remove_file(d.join("second")).unwrap();
-        assert!(s.read().is_some());
-        // Garbage: a miss.
-        std::fs::write(s.entry_path(), b"{\"v\":1,").unwrap();
-        std::fs::set_permissions(s.entry_path(), std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(s.read().is_none());
-        // Compare-and-invalidate: only the rejected token is removed.
-        s.write(&cached(&t));
-        assert!(!s.remove_if("a.b.c"));
-        assert!(s.read().is_some());
-        assert!(s.remove_if(&t));
-        assert!(s.read().is_none());
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn the_lock_is_exclusive_across_descriptions() {
-        let d = tempdir("lock");
-        let a = shared_in(&d, None);
-        let b = shared_in(&d, None);
-        let held = match a.try_lock() {
-            Lock::Held(g) => g,
-            _ => panic!("first lock"),
-        };
-        assert!(matches!(b.try_lock(), Lock::Busy));
-        assert!(matches!(a.try_lock(), Lock::Busy), "a second description in the same process waits too");
-        // While held, compare-and-invalidate leaves the entry alone.
-        assert!(!b.remove_if("x.y.z"));
-        drop(held);
-        assert!(matches!(b.try_lock(), Lock::Held(_)));
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn folders_that_are_refused() {
-        use std::os::unix::fs::PermissionsExt;
-        let d = tempdir("dirs");
-        assert!(open_dir(&d, true).is_ok());
-        assert_eq!(std::fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
-        for mode in [0o770, 0o707, 0o750, 0o701] {
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
-            let e = open_dir(&d, true).unwrap_err();
-            assert!(e.contains("group or others"), "{e}");
-        }
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
-        let link = tempdir("dirs-link");
-        std::os::unix::fs::symlink(&d, &link).unwrap();
-        assert!(open_dir(&link, true).unwrap_err().contains("symbolic link"));
-        // Never chmod-ed through the link either.
-        assert_eq!(std::fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
-        let f = d.join("file");
-        std::fs::write(&f, b"").unwrap();
-        assert!(open_dir(&f, false).is_err());
-        std::fs::remove_file(&link).unwrap();
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn entry_names_for_clear() {
-        let h = "0123456789abcdef0123456789abcdef";
-        assert!(is_entry_name(&format!("{h}.tok")));
-        assert!(is_entry_name(&format!(".{h}.123.0.tmp")));
-        assert!(!is_entry_name(&format!("{h}.lock")));
-        assert!(!is_entry_name("azure-postgresql-roots.pem"));
-        assert!(!is_entry_name(&format!("{}.tok", &h[1..])));
-    }
-}
+mod tests;
