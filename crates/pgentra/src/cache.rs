@@ -337,7 +337,10 @@ impl TokenCache {
     async fn acquire(&self) -> Result<Arc<Cached>> {
         let Some(sh) = &self.shared else { return self.fetch().await };
         if let Some(e) = sh.read() {
-            return Ok(self.install(e));
+            if e.refresh_in > 0 {
+                return Ok(self.install(e));
+            }
+            return Ok(self.refresh_due(sh, e).await);
         }
         let started = Instant::now();
         let give_up = started + self.deadline / 2;
@@ -374,6 +377,29 @@ impl TokenCache {
                     sh.write(&c);
                     return Ok(c);
                 }
+            }
+        }
+    }
+
+    /// An empty cache and a valid entry past its refresh point: the first process here
+    /// refreshes it for all, in line (a process with nothing in memory may be about to exit,
+    /// which would cut a background refresh short and waste its request); the others take the
+    /// valid entry at once. A failed refresh serves the valid entry.
+    async fn refresh_due(&self, sh: &Shared, due: Entry) -> Arc<Cached> {
+        let Lock::Held(_lock) = sh.try_lock() else { return self.install(due) };
+        if let Some(e) = sh.read().filter(|e| e.refresh_in > 0) {
+            return self.install(e);
+        }
+        match self.fetch().await {
+            Ok(c) => {
+                sh.write(&c);
+                c
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "token refresh failed; serving the still-valid shared token and retrying later");
+                let c = self.install(due);
+                c.next_try.store(mono_secs() + STALE_RETRY, Ordering::Relaxed);
+                c
             }
         }
     }

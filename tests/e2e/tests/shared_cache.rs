@@ -146,6 +146,29 @@ fn later_processes_read_the_entry_and_switching_off_is_per_process() {
     assert_eq!(msi(), 1);
 }
 
+/// Short-lived processes (a CLI, PHP-FPM children) never live to their refresh point: the
+/// first new process that finds the entry past it refreshes it for all, once.
+#[test]
+fn a_due_entry_is_refreshed_once_by_the_processes_that_find_it() {
+    let dir = folder("due");
+    let v = vars(&dir, None);
+    reset();
+    control("POST", "/control/faults", r#"[{"refresh_in": 1}]"#);
+    let t = token(&v);
+    assert_eq!(msi(), 1);
+    control("POST", "/control/rotate", "");
+    std::thread::sleep(Duration::from_millis(1300));
+    let children: Vec<Child> = (0..16).map(|_| spawn(&["token"], &v)).collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    assert_eq!(msi(), 2, "one refresh for all");
+    let fresh = token(&v);
+    assert_ne!(fresh, t);
+    assert_eq!(msi(), 2, "the refreshed entry is read");
+}
+
 #[test]
 fn group_or_world_open_folders_are_refused() {
     for mode in [0o770, 0o777, 0o705] {
