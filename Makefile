@@ -35,6 +35,12 @@ demo: build-core
 	@$(HARNESS) scripts/demo.sh
 
 # Every test process runs in a loopback-only network namespace (tests/harness/netns.sh).
+# The language suites count identity requests per connector and queue emulator faults for the
+# next request: they were written for per-process caches, so they run with the shared token
+# cache off (issue #16). The Rust suites run with it on (their reset() empties the harness's
+# folder); tests/e2e/tests/shared_cache.rs tests the sharing itself.
+PER_PROCESS = PGENTRA_SHARED_CACHE=0
+
 test: build
 	$(CARGO) test --release --locked $(SEL) --no-run -q
 	$(HARNESS) $(MAKE) --no-print-directory test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet
@@ -51,35 +57,35 @@ test-reliability:
 	CARGO_NET_OFFLINE=true fuzz/run.sh
 
 test-oracle:
-	python3 -m pytest -q tests/oracle
+	$(PER_PROCESS) python3 -m pytest -q tests/oracle
 
 # The C ABI: the whole API from C, against the .so and the .a, then under valgrind.
 test-c:
-	crates/pgentra-capi/tests/c/run.sh
+	$(PER_PROCESS) crates/pgentra-capi/tests/c/run.sh
 
 # Python: the wheel from dist/python with psycopg2, psycopg 3, asyncpg, SQLAlchemy and Django.
 test-python:
-	python/test.sh
+	$(PER_PROCESS) python/test.sh
 
 # Node.js: the packed addon with node-postgres, Sequelize and Knex (node:test).
 test-node:
-	node/test.sh
+	$(PER_PROCESS) node/test.sh
 
 # PHP: the extension with pgsql and PDO (PHPUnit).
 test-php:
-	php/test.sh
+	$(PER_PROCESS) php/test.sh
 
 # Ruby: the native gem's extension with ruby-pg and ActiveRecord (minitest).
 test-ruby:
-	ruby/test.sh
+	$(PER_PROCESS) ruby/test.sh
 
 # Go over the C ABI: lib/pq connector and pgx BeforeConnect.
 test-go:
-	go/test.sh
+	$(PER_PROCESS) go/test.sh
 
 # .NET over the C ABI, compiled and run with Mono; ADO.NET output read by DbConnectionStringBuilder.
 test-dotnet:
-	dotnet/test.sh
+	$(PER_PROCESS) dotnet/test.sh
 
 # Criterion benchmarks of the core, then Python, Node.js and Go against the Azure SDKs (bench/results.md).
 bench: build

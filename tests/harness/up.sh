@@ -24,11 +24,10 @@ echo "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDphc
   # The shared token cache: a fresh private folder per run, never the user's own (a token of
   # an earlier run's emulator must not be served here).
   echo "PGENTRA_CACHE_DIR=$dir/token-cache"
-  # The suites were written for per-process caches (they count identity requests per
-  # connector and queue faults for the next request), so sharing is off by default here; the
-  # shared cache's own tests (tests/e2e/tests/shared_cache.rs) turn it on for their processes,
-  # each with a folder of its own. Override with PGENTRA_HARNESS_SHARED_CACHE=1.
-  echo "PGENTRA_SHARED_CACHE=${PGENTRA_HARNESS_SHARED_CACHE:-0}"
+  # Sharing is on, as in production; the Rust suites' reset() empties this folder, and the
+  # Makefile turns sharing off for suites written for per-process caches (see its comments).
+  # PGENTRA_HARNESS_SHARED_CACHE=0 turns it off for everything under the harness.
+  echo "PGENTRA_SHARED_CACHE=${PGENTRA_HARNESS_SHARED_CACHE:-1}"
   echo "PGENTRA_TEST_CERT=$dir/sp.pem"
   echo "PGENTRA_TEST_FEDERATED=$dir/federated-token"
   # The test roots, standing in for Azure's: the emulator's CA (its Entra endpoint) and the

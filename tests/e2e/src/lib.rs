@@ -78,8 +78,23 @@ pub fn stat(key: &str) -> u64 {
     stats()[key].as_u64().unwrap_or_else(|| panic!("no {key} in stats"))
 }
 
+/// Zero the emulator's counters, drop its queued faults, and empty the harness's shared token
+/// cache folder: a test that counts identity requests starts from no shared entry.
 pub fn reset() {
     control("POST", "/control/reset", "");
+    clear_shared_cache();
+}
+
+/// Remove the entries of the harness's shared token cache folder (`PGENTRA_CACHE_DIR`).
+pub fn clear_shared_cache() {
+    let Ok(dir) = std::env::var("PGENTRA_CACHE_DIR") else { return };
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if name.to_string_lossy().ends_with(".tok") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Log in with the connector's parameters and return `current_user`.
