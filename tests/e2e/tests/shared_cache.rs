@@ -136,10 +136,19 @@ fn later_processes_read_the_entry_and_switching_off_is_per_process() {
     token(&off);
     assert_eq!(msi(), 2);
     assert_eq!(status(&off)["enabled"], false);
-    // `cache clear` removes the entry: the next process asks again.
+    // A writer killed mid-write leaves half a temporary file, never read as an entry.
+    let e = entry(&v);
+    let stem = e.file_stem().unwrap().to_string_lossy().to_string();
+    let tmp = dir.join(format!(".{stem}.99999.0.tmp"));
+    std::fs::write(&tmp, &content.as_bytes()[..content.len() / 2]).unwrap();
+    reset();
+    assert_eq!(token(&v), t);
+    assert_eq!(msi(), 0);
+    // `cache clear` removes the entry and the leftover: the next process asks again.
     let o = run(&["cache", "clear"], &v);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("removed 1"), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("removed 2"), "{}", text(&o.stdout));
+    assert!(!tmp.exists());
     assert!(!entry(&v).exists());
     reset();
     token(&v);
