@@ -342,6 +342,11 @@ impl TokenCache {
             }
             return Ok(self.refresh_due(sh, e).await);
         }
+        if sh.unshared() {
+            // This key's tokens are not shared (the automatic chain chose the Azure CLI, say):
+            // no waiting for other processes.
+            return self.fetch().await;
+        }
         let started = Instant::now();
         let give_up = started + self.deadline / 2;
         loop {
@@ -359,6 +364,9 @@ impl TokenCache {
                     tokio::time::sleep(SHARED_POLL).await;
                     if let Some(e) = sh.read() {
                         return Ok(self.install(e));
+                    }
+                    if sh.unshared() {
+                        return self.fetch_within(self.deadline.saturating_sub(started.elapsed())).await;
                     }
                 }
                 Lock::Busy => {
@@ -409,6 +417,9 @@ impl TokenCache {
     /// another process holds the lock it is refreshing: look again shortly, and keep serving.
     async fn refresh_ahead(&self, stale: &Cached) -> Result<()> {
         let Some(sh) = &self.shared else { return self.fetch().await.map(|_| ()) };
+        if sh.unshared() {
+            return self.fetch().await.map(|_| ());
+        }
         if let Some(e) = sh.read().filter(|e| e.refresh_in > 0) {
             self.install(e);
             return Ok(());

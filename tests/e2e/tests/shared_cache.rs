@@ -479,3 +479,32 @@ fn the_first_process_past_the_refresh_point_refreshes_for_all() {
     assert_eq!(connectors(&dir, 1)[0].token().unwrap().expose(), fresh);
     assert_eq!(msi(), 2);
 }
+
+/// A developer machine: the automatic chain finds no managed identity and `az` answers. Its
+/// tokens are not shared (az keeps its own cache, and its account can change), and processes
+/// never wait for each other's lock for them: a marker says so.
+#[test]
+fn az_tokens_are_not_shared_and_nobody_waits_for_them() {
+    let dir = folder("az");
+    let mut v = HashMap::new();
+    v.insert("AZURE_POSTGRESQL_HOST".to_string(), "127.0.0.1".to_string());
+    v.insert("PGENTRA_TIMEOUT".to_string(), "20".to_string());
+    v.insert("PGENTRA_EMULATOR_HTTP".to_string(), h("PGENTRA_EMULATOR_HTTP"));
+    v.insert("PGENTRA_CACHE_DIR".to_string(), dir.display().to_string());
+    v.insert("PGENTRA_SHARED_CACHE".to_string(), "1".to_string());
+    let t = token(&v);
+    let e = entry(&v);
+    let marker = std::fs::read_to_string(&e).expect("a marker");
+    assert!(marker.contains("\"unshared\":true"), "{marker}");
+    assert!(!marker.contains(&t), "no token in the marker");
+    // Another process holds the key's lock (as a slow fetch would): with the marker, a new
+    // process does not wait for it (without, it would wait half its 20 s deadline).
+    let lock = std::fs::OpenOptions::new().read(true).write(true).open(e.with_extension("lock")).expect("lock file");
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file we opened.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    let start = Instant::now();
+    assert!(!token(&v).is_empty());
+    assert!(start.elapsed() < Duration::from_secs(5), "waited {:?} for a lock that guards nothing", start.elapsed());
+    drop(lock);
+}

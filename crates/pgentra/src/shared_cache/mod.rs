@@ -60,6 +60,8 @@ const MIN_LEFT: i64 = 60;
 const MAX_JITTER: i64 = 30;
 /// Tolerance for clocks read by two processes a moment apart.
 const CLOCK_SLACK: i64 = 5;
+/// How long a "not shared" marker holds (see [`Shared::unshared`]).
+const MARKER_SECS: i64 = 600;
 
 /// Whether the shared cache is used, where, and why not (for `pgentra check`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,6 +228,10 @@ struct FileEntry {
     /// Seconds from the fetch to expiry and to the refresh point.
     lifetime: i64,
     refresh_in: i64,
+    /// A marker, without a token: this key's tokens cannot be shared (the automatic chain chose
+    /// the Azure CLI, say), so processes fetch their own instead of waiting for each other.
+    #[serde(default)]
+    unshared: bool,
 }
 
 impl Drop for FileEntry {
@@ -324,6 +330,27 @@ impl Shared {
     }
 
     fn read_inner(&self) -> io::Result<Option<Entry>> {
+        let Some(buf) = self.load()? else { return Ok(None) };
+        let odd = |what: &str| Err(io::Error::new(io::ErrorKind::InvalidData, what.to_string()));
+        let parsed = parse_entry(&buf, &self.id, now_unix(), mono_secs(), boot_id());
+        let Some(e) = parsed else { return odd("malformed, expired, a marker or for another key") };
+        if !self.token_matches(e.credential, e.claims.as_ref()) {
+            return odd("its token's kind, audience or identity does not match the configuration");
+        }
+        Ok(Some(e))
+    }
+
+    /// Whether the entry is a valid "not shared" marker: a process that finds one fetches its
+    /// own token at once instead of waiting for the key's lock.
+    pub fn unshared(&self) -> bool {
+        match self.load() {
+            Ok(Some(buf)) => parse_marker(&buf, &self.id, now_unix(), mono_secs(), boot_id()),
+            _ => false,
+        }
+    }
+
+    /// The entry's bytes, after the checks on the open file.
+    fn load(&self) -> io::Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
         use std::io::Read;
         let fd = match openat(self.dir.fd.as_raw_fd(), &self.entry, libc::O_RDONLY | libc::O_NONBLOCK, 0) {
             Ok(fd) => fd,
@@ -349,22 +376,38 @@ impl Shared {
         }
         let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(st.st_size as usize + 1));
         std::fs::File::from(fd).take(MAX_ENTRY as u64 + 1).read_to_end(&mut buf)?;
-        let parsed = parse_entry(&buf, &self.id, now_unix(), mono_secs(), boot_id());
-        let Some(e) = parsed else { return odd("malformed, expired or for another key") };
-        if !self.token_matches(e.credential, e.claims.as_ref()) {
-            return odd("its token's kind, audience or identity does not match the configuration");
-        }
-        Ok(Some(e))
+        Ok(Some(buf))
     }
 
     /// Store a token just fetched (or refreshed). Failure is only logged: a read-only or full
     /// folder leaves each process with its own cache.
     pub fn write(&self, c: &Cached) {
+        let mono = mono_secs();
         if !plausible_token(c.token.expose()) || !self.token_matches(c.credential, c.claims.as_ref()) {
-            tracing::debug!("token not shared: its kind, audience or identity does not match the configuration");
+            tracing::debug!(credential = c.credential.as_str(), "token not shared: its kind, audience or identity does not match the configuration");
+            // Tell the other processes not to wait for this key, unless a valid entry (of
+            // another process, whose token did match) is there.
+            if self.read().is_some() {
+                return;
+            }
+            let marker = FileEntry {
+                v: FORMAT,
+                id: self.id.clone(),
+                token: String::new(),
+                credential: c.credential.as_str().to_string(),
+                detail: String::new(),
+                fetched_at: now_unix(),
+                fetched_boottime: mono,
+                boot_id: boot_id().to_string(),
+                lifetime: MARKER_SECS,
+                refresh_in: 0,
+                unshared: true,
+            };
+            if let Ok(json) = serde_json::to_vec(&marker) {
+                let _ = self.write_bytes(&json);
+            }
             return;
         }
-        let mono = mono_secs();
         let content = FileEntry {
             v: FORMAT,
             id: self.id.clone(),
@@ -376,6 +419,7 @@ impl Shared {
             boot_id: boot_id().to_string(),
             lifetime: c.mono_expires().saturating_sub(mono),
             refresh_in: c.mono_refresh().saturating_sub(mono),
+            unshared: false,
         };
         let Ok(json) = serde_json::to_vec(&content).map(zeroize::Zeroizing::new) else { return };
         if let Err(e) = self.write_bytes(&json) {
@@ -449,15 +493,43 @@ impl Shared {
 /// (`CLOCK_BOOTTIME`) in boot `boot_id`. `None` for anything odd.
 fn parse_entry(bytes: &[u8], id: &str, now: i64, boot: i64, boot_id: &str) -> Option<Entry> {
     let f: FileEntry = serde_json::from_slice(bytes).ok()?;
-    if f.v != FORMAT || f.id != id || !plausible_token(&f.token) || f.detail.len() > 4096 {
+    if f.v != FORMAT || f.id != id || f.unshared || !plausible_token(&f.token) || f.detail.len() > 4096 {
         return None;
     }
     let credential = CredentialKind::parse(&f.credential).ok()?;
     if f.lifetime <= 0 || f.refresh_in > f.lifetime || f.fetched_at <= 0 {
         return None;
     }
-    // The age by the wall clock; by CLOCK_BOOTTIME too when written in this boot. The larger
-    // wins, and clocks that disagree beyond the slack in the impossible direction make a miss.
+    let age = age(&f, now, boot, boot_id)?;
+    let expires_in = f.lifetime.checked_sub(age)?;
+    if expires_in < MIN_LEFT {
+        return None;
+    }
+    let claims = Claims::decode(&f.token).ok();
+    Some(Entry {
+        token: Secret::new(f.token.clone()),
+        credential,
+        detail: f.detail.clone(),
+        expires_in,
+        refresh_in: f.refresh_in.saturating_sub(age),
+        fetched_at: f.fetched_at,
+        claims,
+    })
+}
+
+/// Whether the bytes are a "not shared" marker for the key `id` that still holds.
+fn parse_marker(bytes: &[u8], id: &str, now: i64, boot: i64, boot_id: &str) -> bool {
+    let Ok(f) = serde_json::from_slice::<FileEntry>(bytes) else { return false };
+    if f.v != FORMAT || f.id != id || !f.unshared || !f.token.is_empty() || !(1..=MARKER_SECS).contains(&f.lifetime) {
+        return false;
+    }
+    age(&f, now, boot, boot_id).is_some_and(|a| a < f.lifetime)
+}
+
+/// How old an entry is: by the wall clock, and by CLOCK_BOOTTIME too when it was written in
+/// this boot. The larger wins, and clocks that disagree beyond the slack in the impossible
+/// direction make `None` (a miss).
+fn age(f: &FileEntry, now: i64, boot: i64, boot_id: &str) -> Option<i64> {
     let wall_age = now.checked_sub(f.fetched_at)?;
     let same_boot = !boot_id.is_empty() && f.boot_id == boot_id;
     let age = if same_boot {
@@ -477,20 +549,7 @@ fn parse_entry(bytes: &[u8], id: &str, now: i64, boot: i64, boot_id: &str) -> Op
         }
         wall_age.max(0)
     };
-    let expires_in = f.lifetime.checked_sub(age)?;
-    if expires_in < MIN_LEFT {
-        return None;
-    }
-    let claims = Claims::decode(&f.token).ok();
-    Some(Entry {
-        token: Secret::new(f.token.clone()),
-        credential,
-        detail: f.detail.clone(),
-        expires_in,
-        refresh_in: f.refresh_in.saturating_sub(age),
-        fetched_at: f.fetched_at,
-        claims,
-    })
+    Some(age)
 }
 
 #[cfg(test)]

@@ -115,10 +115,13 @@ fn write_read_and_validation_on_disk() {
     assert!(shared_in(&d, Some("c2")).read().is_none());
     // A token for another audience or identity is neither written nor read.
     let wrong = shared_in(&d, Some("c3"));
-    wrong.write(&cached(&jwt("https://management.azure.com", "c3")));
-    assert!(!wrong.entry_path().exists());
-    wrong.write(&cached(&jwt("https://ossrdbms-aad.database.windows.net", "c1")));
-    assert!(!wrong.entry_path().exists());
+    // (Only a marker without a token is left, so that other processes do not wait.)
+    for token in [jwt("https://management.azure.com", "c3"), jwt("https://ossrdbms-aad.database.windows.net", "c1")] {
+        wrong.write(&cached(&token));
+        assert!(wrong.read().is_none());
+        assert!(wrong.unshared());
+        assert!(!std::fs::read_to_string(wrong.entry_path()).unwrap().contains(&token));
+    }
     // 0644: refused.
     std::fs::set_permissions(s.entry_path(), std::fs::Permissions::from_mode(0o644)).unwrap();
     assert!(s.read().is_none());
@@ -235,5 +238,45 @@ fn a_child_after_fork_never_holds_the_parents_lock() {
     assert!(matches!(other.try_lock(), Lock::Busy));
     drop(held);
     assert!(matches!(other.try_lock(), Lock::Held(_)));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A token this key may not share (another kind, as when the automatic chain chose the Azure
+/// CLI) leaves a marker without a token, so other processes fetch their own at once; a valid
+/// entry is never replaced by a marker.
+#[test]
+fn tokens_that_cannot_be_shared_leave_a_marker() {
+    let d = tempdir("marker");
+    let s = shared_in(&d, None);
+    let t = jwt("https://ossrdbms-aad.database.windows.net", "c1");
+    let az = Cached::for_test(Secret::new(t.clone()), CredentialKind::AzureCli, 3600, 3300);
+    s.write(&az);
+    assert!(s.read().is_none());
+    assert!(s.unshared());
+    let on_disk = std::fs::read_to_string(s.entry_path()).unwrap();
+    assert!(!on_disk.contains(&t), "a marker holds no token");
+    // A shareable token replaces the marker...
+    s.write(&cached(&t));
+    assert!(s.read().is_some());
+    assert!(!s.unshared());
+    // ...and a marker never replaces a valid entry.
+    s.write(&az);
+    assert!(s.read().is_some());
+    assert!(!s.unshared());
+    // Markers expire, and are never read as tokens.
+    let now = 1_700_000_000;
+    let marker = |fetched_at: i64, lifetime: i64| {
+        serde_json::to_vec(&serde_json::json!({
+            "v": 1, "id": "k", "token": "", "credential": "azure-cli", "detail": "",
+            "fetched_at": fetched_at, "fetched_boottime": 0, "boot_id": "x",
+            "lifetime": lifetime, "refresh_in": 0, "unshared": true,
+        }))
+        .unwrap()
+    };
+    assert!(parse_marker(&marker(now - 10, 600), "k", now, 1000, "b"));
+    assert!(!parse_marker(&marker(now - 601, 600), "k", now, 1000, "b"));
+    assert!(!parse_marker(&marker(now - 10, 600), "other", now, 1000, "b"));
+    assert!(!parse_marker(&marker(now - 10, 1_000_000), "k", now, 1000, "b"));
+    assert!(parse_entry(&marker(now - 10, 600), "k", now, 1000, "b").is_none());
     std::fs::remove_dir_all(&d).unwrap();
 }
