@@ -35,11 +35,11 @@ demo: build-core
 	@$(HARNESS) scripts/demo.sh
 
 # Every test process runs in a loopback-only network namespace (tests/harness/netns.sh).
-# The language suites count identity requests per connector and queue emulator faults for the
-# next request: they were written for per-process caches, so they run with the shared token
-# cache off (issue #16). The Rust suites run with it on (their reset() empties the harness's
-# folder); tests/e2e/tests/shared_cache.rs tests the sharing itself.
-PER_PROCESS = PGENTRA_SHARED_CACHE=0
+# The harness keeps the shared token cache (issue #16) off for suites written for per-process
+# caches (they count identity requests per connector and queue emulator faults for the next
+# request). The Rust suites run with it on, as in production: their reset() empties the
+# harness's private folder, and tests/e2e/tests/shared_cache.rs tests the sharing itself.
+SHARED = PGENTRA_SHARED_CACHE=1
 
 test: build
 	$(CARGO) test --release --locked $(SEL) --no-run -q
@@ -48,44 +48,44 @@ test: build
 # Unit, property, vector, emulator and end-to-end tests (one thread: the e2e tests share the
 # emulator's counters).
 test-rust:
-	$(CARGO) test --release --offline $(SEL) --exclude pgentra-reliability -- --test-threads=1
+	$(SHARED) $(CARGO) test --release --offline $(SEL) --exclude pgentra-reliability -- --test-threads=1
 
 # Fault matrix, refresh timing, 1,000 callers, fork under load, secret scans (under the
 # harness), then every cargo-fuzz target for PGENTRA_FUZZ_SECS (default 10) seconds.
 test-reliability:
-	$(CARGO) test --release --offline -p pgentra-reliability -- --test-threads=1
+	$(SHARED) $(CARGO) test --release --offline -p pgentra-reliability -- --test-threads=1
 	CARGO_NET_OFFLINE=true fuzz/run.sh
 
 test-oracle:
-	$(PER_PROCESS) python3 -m pytest -q tests/oracle
+	python3 -m pytest -q tests/oracle
 
 # The C ABI: the whole API from C, against the .so and the .a, then under valgrind.
 test-c:
-	$(PER_PROCESS) crates/pgentra-capi/tests/c/run.sh
+	crates/pgentra-capi/tests/c/run.sh
 
 # Python: the wheel from dist/python with psycopg2, psycopg 3, asyncpg, SQLAlchemy and Django.
 test-python:
-	$(PER_PROCESS) python/test.sh
+	python/test.sh
 
 # Node.js: the packed addon with node-postgres, Sequelize and Knex (node:test).
 test-node:
-	$(PER_PROCESS) node/test.sh
+	node/test.sh
 
 # PHP: the extension with pgsql and PDO (PHPUnit).
 test-php:
-	$(PER_PROCESS) php/test.sh
+	php/test.sh
 
 # Ruby: the native gem's extension with ruby-pg and ActiveRecord (minitest).
 test-ruby:
-	$(PER_PROCESS) ruby/test.sh
+	ruby/test.sh
 
 # Go over the C ABI: lib/pq connector and pgx BeforeConnect.
 test-go:
-	$(PER_PROCESS) go/test.sh
+	go/test.sh
 
 # .NET over the C ABI, compiled and run with Mono; ADO.NET output read by DbConnectionStringBuilder.
 test-dotnet:
-	$(PER_PROCESS) dotnet/test.sh
+	dotnet/test.sh
 
 # Criterion benchmarks of the core, then Python, Node.js and Go against the Azure SDKs (bench/results.md).
 bench: build
