@@ -119,6 +119,31 @@ func TestRecoversFromARefusedCachedToken(t *testing.T) {
 	}
 }
 
+// Connections as a role the token is not for fail, and keep failing without an identity
+// request each: the first refusal renews the token once, and the core keeps the renewed
+// token when it is refused too (issue #17, item 3).
+func TestAWrongUserCostsAtMostTwoRequests(t *testing.T) {
+	h := harness.Require(t)
+	c, err := pgentra.New(pgentra.Options{ConnectionString: h.DSN() + " user=no_such_role", Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	db := sql.OpenDB(pq.NewConnector(c))
+	defer db.Close()
+	before := msiRequests(t, h)
+	for i := 0; i < 10; i++ {
+		err := db.Ping()
+		var pe *libpq.Error
+		if !errors.As(err, &pe) || pe.Code != "28P01" {
+			t.Fatalf("connect %d as a role that does not exist: %v, want SQLSTATE 28P01", i, err)
+		}
+	}
+	if n := msiRequests(t, h) - before; n > 2 {
+		t.Fatalf("10 failed connections made %d identity requests, want at most 2", n)
+	}
+}
+
 // Connect honours its context and reports pgentra's errors as *pgentra.Error.
 func TestConnectErrors(t *testing.T) {
 	c, err := pgentra.New(pgentra.Options{

@@ -58,6 +58,10 @@ impl Cached {
     pub(crate) fn mono_refresh(&self) -> i64 {
         self.mono_refresh
     }
+    /// When it was fetched, on `mono_secs()`'s clock (its lifetime back from its expiry).
+    pub(crate) fn mono_acquired(&self) -> i64 {
+        self.mono_expires.saturating_sub(self.expires_on.saturating_sub(self.acquired_at))
+    }
 
     #[cfg(test)]
     pub(crate) fn for_test(token: Secret, credential: CredentialKind, lifetime: i64, refresh_in: i64) -> Cached {
@@ -131,7 +135,13 @@ pub struct TokenCache {
     /// The entry shared with this user's other processes, when sharing is on.
     shared: Option<Shared>,
     failure_memory: Duration,
+    /// When `invalidate_if` last dropped a refused token (`mono_secs()`, 0: never).
+    refused_at: AtomicI64,
 }
+
+/// A token fetched after a refusal, and refused again within this many seconds, is kept: see
+/// `TokenCache::invalidate_if`.
+pub const REFUSAL_HOLD: i64 = 10;
 
 impl TokenCache {
     pub fn new(source: Box<dyn TokenSource>, scope: String, deadline: Duration) -> Self {
@@ -147,6 +157,7 @@ impl TokenCache {
             last: ArcSwapOption::empty(),
             shared: None,
             failure_memory: FAILURE_MEMORY,
+            refused_at: AtomicI64::new(0),
         }
     }
 
@@ -232,17 +243,33 @@ impl TokenCache {
     /// too, only if it still holds `rejected` (so refusals in many processes cause one new
     /// request).
     pub fn invalidate_if(&self, rejected: &str) -> bool {
+        let current = self.current.load_full();
+        if let Some(c) = &current {
+            // This token replaced one that a refusal dropped a moment ago, and is refused too:
+            // the server refuses something else (a user name that is not the identity's, a role
+            // that does not exist), which no new token mends. Keep it rather than make an
+            // identity request per failed connection; a refusal after REFUSAL_HOLD drops it.
+            let last = self.refused_at.load(Ordering::Relaxed);
+            let acquired = c.mono_acquired();
+            if c.token.expose() == rejected && last > 0 && acquired >= last && mono_secs().saturating_sub(acquired) < REFUSAL_HOLD {
+                tracing::debug!("a token fetched after a refusal is refused too: kept (the refusal is not about the token)");
+                return false;
+            }
+        }
         if let Some(sh) = &self.shared {
             sh.remove_if(rejected);
         }
-        let current = self.current.load_full();
         match &current {
             Some(c) if c.token.expose() == rejected => {
                 let prev = self.current.compare_and_swap(&current, None);
-                match (&*prev, &current) {
+                let dropped = match (&*prev, &current) {
                     (Some(p), Some(c)) => Arc::ptr_eq(p, c),
                     _ => false,
+                };
+                if dropped {
+                    self.refused_at.store(mono_secs(), Ordering::Relaxed);
                 }
+                dropped
             }
             _ => false,
         }
@@ -628,6 +655,29 @@ mod tests {
         // An empty cache with a failing source is an error, not a hang.
         cache.invalidate();
         assert!(cache.get().await.is_err());
+    }
+
+    /// A token fetched because a refusal dropped the last one, and refused too (a wrong user
+    /// name, a role that does not exist), is kept: ten failed connections cost two requests,
+    /// not eleven (issue #17, item 3). A token from before the last refusal is dropped as ever.
+    #[tokio::test]
+    async fn a_token_refused_again_right_after_a_refusal_is_kept() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let src = Counting { calls: calls.clone(), fail: Arc::new(std::sync::atomic::AtomicBool::new(false)), lifetime: 3600 };
+        let cache = Arc::new(TokenCache::new(Box::new(src), "s".into(), Duration::from_secs(5)));
+        let first = cache.get().await.unwrap().token.expose().to_string();
+        assert!(cache.invalidate_if(&first), "the first refusal drops the token");
+        for _ in 0..10 {
+            let t = cache.get().await.unwrap().token.expose().to_string();
+            assert_ne!(t, first);
+            assert!(!cache.invalidate_if(&t), "refused again at once: kept");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // A token acquired before the last refusal is not protected.
+        let current = cache.peek().unwrap();
+        cache.refused_at.store(current.mono_acquired() + 1, Ordering::Relaxed);
+        assert!(cache.invalidate_if(current.token.expose()));
+        assert!(cache.peek().is_none());
     }
 
     /// 20 threads and 1,000 tasks on an empty cache whose source fails after 300 ms: one
