@@ -234,6 +234,8 @@ impl TokenCache {
     pub fn invalidate(&self) {
         let prev = self.current.swap(None);
         self.last.store(None);
+        // The application starts over: the next token is not held back by REFUSAL_HOLD.
+        self.refused_at.store(0, Ordering::Relaxed);
         if let (Some(sh), Some(p)) = (&self.shared, prev) {
             sh.remove_if(p.token.expose());
         }
@@ -678,6 +680,12 @@ mod tests {
         cache.refused_at.store(current.mono_acquired() + 1, Ordering::Relaxed);
         assert!(cache.invalidate_if(current.token.expose()));
         assert!(cache.peek().is_none());
+        // An explicit invalidate() starts over: the next token can be dropped by a refusal.
+        let t = cache.get().await.unwrap().token.expose().to_string();
+        assert!(!cache.invalidate_if(&t), "fetched right after a refusal: kept");
+        cache.invalidate();
+        let t = cache.get().await.unwrap().token.expose().to_string();
+        assert!(cache.invalidate_if(&t), "after invalidate() a refusal drops it again");
     }
 
     /// 20 threads and 1,000 tasks on an empty cache whose source fails after 300 ms: one
