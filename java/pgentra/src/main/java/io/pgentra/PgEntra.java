@@ -6,7 +6,6 @@ import java.lang.ref.WeakReference;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -361,10 +360,6 @@ public final class PgEntra implements AutoCloseable {
 
         public PgEntra build() {
             return new PgEntra(options.toArray(new String[0]));
-        }
-
-        List<String> options() {
-            return Arrays.asList(options.toArray(new String[0]));
         }
     }
 }

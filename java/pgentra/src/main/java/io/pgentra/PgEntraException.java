@@ -61,12 +61,6 @@ public class PgEntraException extends RuntimeException {
         this.serviceCode = null;
     }
 
-    PgEntraException(Kind kind, String message, Throwable cause) {
-        super(message, cause);
-        this.kind = kind;
-        this.serviceCode = null;
-    }
-
     /** The kind of error. */
     public Kind kind() {
         return kind;
