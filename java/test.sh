@@ -29,7 +29,7 @@ argline="-Djavax.net.ssl.trustStore=$work/trust.p12 -Djavax.net.ssl.trustStorePa
 cd "$here"
 mvn -o -q -B -Dstyle.color=never test -pl pgentra "-Dpgentra.test.argLine=$argline"
 echo "java: HikariCP 6.3.3"
-mvn -o -q -B -Dstyle.color=never test -pl pgentra "-Dpgentra.test.argLine=$argline" -Dhikari.version=6.3.3 -Dtest=HikariTest -Dpgentra.test.hikariSeconds=30
+mvn -o -q -B -Dstyle.color=never test -pl pgentra "-Dpgentra.test.argLine=$argline" -Dhikari.version=6.3.3 -Dtest=HikariTest -Dpgentra.test.hikariSeconds=60
 # Spring Boot 3.5 and 4.0 apps (pgentra-spring-boot/it), configured only as Service Connector
 # configures one for `--client-type springboot` (system-assigned identity; the other cases
 # are set up inside the suite): App Service passes these as environment variables.

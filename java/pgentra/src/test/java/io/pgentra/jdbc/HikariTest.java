@@ -20,8 +20,8 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 
 /**
- * A HikariCP pool of 4 with 8 threads for a minute (java/test.sh also runs it with HikariCP 6
- * for 30 s), its connections evicted every second so that new ones open all the time, while
+ * A HikariCP pool of 4 with 8 threads for a minute (java/test.sh runs it with HikariCP 7 and 6),
+ * its connections evicted every second so that new ones open all the time, while
  * the emulator's answers ask for a refresh every 4 s: no query fails, and identity requests
  * follow refreshes, not connections.
  */
