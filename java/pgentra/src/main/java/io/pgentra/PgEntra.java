@@ -30,6 +30,8 @@ public final class PgEntra implements AutoCloseable {
     /** Live connectors by id, for the plugin URLs that {@link #jdbcUrl()} hands out. */
     private static final Map<String, WeakReference<PgEntra>> LIVE = new ConcurrentHashMap<>();
     private static final SecureRandom RANDOM = new SecureRandom();
+    /** Native handles released by the Cleaner (for the test that shows they are). */
+    static final java.util.concurrent.atomic.AtomicLong FREED = new java.util.concurrent.atomic.AtomicLong();
     /** The pgJDBC property that names a live connector of this JVM. */
     public static final String CONNECTOR_PROPERTY = "pgentra.connector";
     /** pgentra's pgJDBC authentication plugin. */
@@ -54,6 +56,7 @@ public final class PgEntra implements AutoCloseable {
         public void run() {
             LIVE.remove(id);
             Native.free(handle);
+            FREED.incrementAndGet();
         }
     }
 
