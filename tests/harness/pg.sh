@@ -5,7 +5,9 @@
 # their logins to the identity emulator's LDAP port (PostgreSQL's `ldap` method, simple bind:
 # the role in the DN, the token as the password), which accepts every unexpired token it signed
 # for that role's identity with the database's audience, unless rotated out or revoked. Other
-# roles (app_static, owner_user) have ordinary passwords (hostssl ... password). Admin access
+# roles (app_static, owner_user) have ordinary passwords (hostssl ... password). A refused token
+# is reported as on Azure, 28P01 "password authentication failed" (pgentra_auth.c, compiled here
+# against PostgreSQL's server headers: scripts/deps.sh fetches them if need be). Admin access
 # is over a unix socket in the data directory (trust); the emulator creates the token roles
 # through it.
 #   PGENTRA_LDAP_PORT=N pg.sh start DIR   -> prints PGENTRA_PG_* lines to DIR/pg.env
@@ -36,6 +38,20 @@ start)
     [ "$(id -u)" = 0 ] && chown postgres: data/server.crt data/server.key ca.pem
   )
   port=$(free_port)
+  # The hook that reports a refused token as 28P01 (see pgentra_auth.c).
+  major=$("$PGBIN/postgres" --version | sed -E 's/.* ([0-9]+)\..*/\1/')
+  inc=""
+  for d in "${PGENTRA_PG_SERVER_INCLUDE:-}" "/usr/include/postgresql/$major/server" \
+           "${XDG_CACHE_HOME:-$HOME/.cache}/pgentra/postgresql-server-dev-$major/usr/include/postgresql/$major/server"; do
+    [ -n "$d" ] && [ -f "$d/postgres.h" ] && { inc=$d; break; }
+  done
+  [ -n "$inc" ] || { echo "pg.sh: PostgreSQL $major's server headers are missing; run scripts/deps.sh (outside the harness)" >&2; exit 1; }
+  # libpq-be.h includes gssapi/gssapi.h (Debian's server is built with GSSAPI): MIT Kerberos's.
+  gss=""
+  for d in /usr/include "$inc/../../../mit-krb5"; do [ -f "$d/gssapi/gssapi.h" ] && { gss=$d; break; }; done
+  [ -n "$gss" ] || { echo "pg.sh: gssapi/gssapi.h is missing; run scripts/deps.sh (outside the harness)" >&2; exit 1; }
+  gcc -shared -fPIC -O2 -Wall -Werror -I"$inc" -I"$gss" -o "$dir/pgentra_auth.so" "$(dirname "$0")/pgentra_auth.c"
+  chmod 644 "$dir/pgentra_auth.so"
   cat >> "$dir/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $port
@@ -48,6 +64,7 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 max_connections = 200
+shared_preload_libraries = '$dir/pgentra_auth.so'
 CONF
   # The method and options must match what the emulator prints as PGENTRA_EMULATOR_HBA.
   ldap_line=""
