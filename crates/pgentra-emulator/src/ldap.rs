@@ -306,7 +306,7 @@ pub fn answer(req: &Request, checker: &dyn Checker) -> (Option<Vec<u8>>, bool, S
                 },
             }
         }
-        Request::Unbind { .. } => (None, true, "unbind".into()),
+        Request::Unbind { .. } => (None, true, String::new()), // (not logged: every login ends so)
         Request::Extended { id } => (
             Some(extended_response(*id, PROTOCOL_ERROR, "extended operations are not supported", None)),
             false,
@@ -352,7 +352,9 @@ pub async fn serve(mut stream: TcpStream, checker: std::sync::Arc<dyn Checker>) 
                 (Some(notice_of_disconnection(why)), true, format!("malformed message ({why})"))
             }
         };
-        eprintln!("pgentra-emulator: ldap {note}");
+        if !note.is_empty() {
+            eprintln!("pgentra-emulator: ldap {note}");
+        }
         if let Some(bytes) = reply {
             if stream.write_all(&bytes).await.is_err() {
                 return;
