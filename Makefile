@@ -37,6 +37,12 @@ demo: build-core
 	@$(HARNESS) scripts/demo.sh
 
 # Every test process runs in a loopback-only network namespace (tests/harness/netns.sh).
+# The harness keeps the shared token cache (issue #16) off for suites written for per-process
+# caches (they count identity requests per connector and queue emulator faults for the next
+# request). The Rust suites run with it on, as in production: their reset() empties the
+# harness's private folder, and tests/e2e/tests/shared_cache.rs tests the sharing itself.
+SHARED = PGENTRA_SHARED_CACHE=1
+
 test: build
 	$(CARGO) test --release --locked $(SEL) --no-run -q
 	$(HARNESS) $(MAKE) --no-print-directory test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java
@@ -44,12 +50,12 @@ test: build
 # Unit, property, vector, emulator and end-to-end tests (one thread: the e2e tests share the
 # emulator's counters).
 test-rust:
-	$(CARGO) test --release --offline $(SEL) --exclude pgentra-reliability -- --test-threads=1
+	$(SHARED) $(CARGO) test --release --offline $(SEL) --exclude pgentra-reliability -- --test-threads=1
 
 # Fault matrix, refresh timing, 1,000 callers, fork under load, secret scans (under the
 # harness), then every cargo-fuzz target for PGENTRA_FUZZ_SECS (default 10) seconds.
 test-reliability:
-	$(CARGO) test --release --offline -p pgentra-reliability -- --test-threads=1
+	$(SHARED) $(CARGO) test --release --offline -p pgentra-reliability -- --test-threads=1
 	CARGO_NET_OFFLINE=true fuzz/run.sh
 
 test-oracle:

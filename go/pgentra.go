@@ -384,6 +384,9 @@ func (c *Connector) ConnectionString(format Format) (string, error) {
 // while the request goes on and fills the cache), then renders from the cache without waiting.
 func (c *Connector) ConnectionStringContext(ctx context.Context, format Format) (string, error) {
 	if ctx != nil && ctx.Done() != nil {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
 		if _, err := c.Token(ctx); err != nil {
 			var e *Error
 			// KindConfig: a configured password (no token at all) or a configuration error,

@@ -18,6 +18,7 @@ package pq
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 
 	libpq "github.com/lib/pq"
 
@@ -38,17 +39,45 @@ func NewConnector(c *pgentra.Connector) *Connector {
 }
 
 // Connect opens a new connection with a current token (or the configured password in secret
-// mode). Waiting for a token honours ctx (see pgentra.Connector.Token).
+// mode). Waiting for a token honours ctx (see pgentra.Connector.Token). When the server
+// refuses the token the cache still holds (SQLSTATE 28P01, e.g. after the identity was
+// recreated), the token is dropped with InvalidateIf (concurrent refusals cause one new
+// identity request; the core keeps a token it has just fetched after such a refusal) and the
+// connection is tried once more.
 func (k *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, token, err := k.connect(ctx)
+	var pe *libpq.Error
+	if err == nil || token == "" || !errors.As(err, &pe) || pe.Code != "28P01" {
+		return conn, err
+	}
+	k.c.InvalidateIf(token)
+	conn, _, err = k.connect(ctx)
+	return conn, err
+}
+
+// connect makes one attempt; token is the token it sent ("" in secret mode).
+func (k *Connector) connect(ctx context.Context) (driver.Conn, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	token, terr := k.c.Token(ctx) // the token the string below carries (secret mode: none)
+	if terr != nil {
+		var pe *pgentra.Error
+		if !errors.As(terr, &pe) || pe.Kind != pgentra.KindConfig {
+			return nil, "", terr
+		}
+		token = ""
+	}
 	dsn, err := k.c.ConnectionStringContext(ctx, pgentra.Libpq)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	pc, err := libpq.NewConnector(dsn)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return pc.Connect(ctx)
+	conn, err := pc.Connect(ctx)
+	return conn, token, err
 }
 
 // Driver returns lib/pq's driver.

@@ -3,6 +3,7 @@ package pq_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -80,6 +81,66 @@ func TestSurvivesRotation(t *testing.T) {
 	var pe *libpq.Error
 	if !errors.As(err, &pe) || pe.Code != "28P01" {
 		t.Fatalf("login with the rotated-out token: %v, want SQLSTATE 28P01", err)
+	}
+}
+
+func msiRequests(t *testing.T, h harness.Env) int {
+	t.Helper()
+	var s struct {
+		MSI int `json:"msi_requests"`
+	}
+	if err := json.Unmarshal([]byte(h.Stats(t)), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s.MSI
+}
+
+// A token the cache still holds is refused (the emulator's rotation revokes it): the next
+// connection drops it (InvalidateIf) and reconnects once, with exactly one new identity
+// request, and without the application calling Invalidate.
+func TestRecoversFromARefusedCachedToken(t *testing.T) {
+	h := harness.Require(t)
+	c := h.Connector(t)
+	db := sql.OpenDB(pq.NewConnector(c))
+	defer db.Close()
+	if u := currentUser(t, db); u != "pgentra-app" {
+		t.Fatalf("current_user = %q", u)
+	}
+	h.Rotate(t)
+	db.SetMaxIdleConns(0)
+	db.SetConnMaxLifetime(time.Millisecond)
+	time.Sleep(5 * time.Millisecond)
+	before := msiRequests(t, h)
+	if u := currentUser(t, db); u != "pgentra-app" {
+		t.Fatalf("after the refusal: current_user = %q", u)
+	}
+	if n := msiRequests(t, h) - before; n != 1 {
+		t.Fatalf("%d identity requests to recover, want 1", n)
+	}
+}
+
+// Connections as a role the token is not for fail, and keep failing without an identity
+// request each: the first refusal renews the token once, and the core keeps the renewed
+// token when it is refused too (issue #17, item 3).
+func TestAWrongUserCostsAtMostTwoRequests(t *testing.T) {
+	h := harness.Require(t)
+	c, err := pgentra.New(pgentra.Options{ConnectionString: h.DSN() + " user=no_such_role", Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	db := sql.OpenDB(pq.NewConnector(c))
+	defer db.Close()
+	before := msiRequests(t, h)
+	for i := 0; i < 10; i++ {
+		err := db.Ping()
+		var pe *libpq.Error
+		if !errors.As(err, &pe) || pe.Code != "28P01" {
+			t.Fatalf("connect %d as a role that does not exist: %v, want SQLSTATE 28P01", i, err)
+		}
+	}
+	if n := msiRequests(t, h) - before; n > 2 {
+		t.Fatalf("10 failed connections made %d identity requests, want at most 2", n)
 	}
 }
 

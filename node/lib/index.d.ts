@@ -174,6 +174,17 @@ export declare class Connector {
   sequelizeOptions(overrides?: Record<string, unknown>): SequelizeOptions;
   /** Knex's `connection` function. */
   knexConnection(overrides?: object): KnexConnection;
+  /**
+   * Whether `err` is the server refusing the token this connector gave `client` (SQLSTATE
+   * 28P01); if so that token is dropped unless already replaced.
+   */
+  refused(err: unknown, client: object): boolean;
+  /** A `pg.Pool` (pass `require('pg')`) that drops a refused cached token and connects once more. */
+  pool<P = any>(pg: { Pool: new (config: any) => P; Client: new (config: any) => any }, overrides?: object): Promise<P>;
+  /** A connected `pg.Client` (pass `require('pg')`); a refused cached token is dropped and a new client connects once more. */
+  connectClient<C = any>(pg: { Client: new (config: any) => C }, overrides?: object): Promise<C>;
+  /** True when tokens are used (no password configured). */
+  readonly tokenMode: boolean;
 }
 
 /** The default connector, created on first use from the environment. */
@@ -182,6 +193,10 @@ export declare function getToken(): Promise<string>;
 export declare function params(): Promise<ConnectionParams>;
 export declare function pgConfig<T extends object = {}>(overrides?: T): Promise<PgConfig & T>;
 export declare function pgConfigSync<T extends object = {}>(overrides?: T): PgConfig & T;
+/** `defaultConnector().pool(pg, overrides)`. */
+export declare function pool<P = any>(pg: { Pool: new (config: any) => P; Client: new (config: any) => any }, overrides?: object): Promise<P>;
+/** `defaultConnector().connectClient(pg, overrides)`. */
+export declare function connectClient<C = any>(pg: { Client: new (config: any) => C }, overrides?: object): Promise<C>;
 export declare function connectionString(options?: ConnectionStringOptions | Format): Promise<string>;
 export declare function connectionStringSync(options?: ConnectionStringOptions | Format): string;
 export declare function tokenInfo(): Promise<TokenInfo>;

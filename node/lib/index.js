@@ -46,6 +46,9 @@ const INTERNAL = PgEntraError.codes.INTERNAL;
 // (to_js_error in bindings/node/src/lib.rs). This is the one place that reads them.
 const NATIVE_ERROR = /^(PGENTRA_[A-Z_]+)(?: \[([^\]]+)\])?: ([\s\S]*)$/;
 
+/** Where the password function notes, on a pg Client, the token it gave. */
+const HANDED = Symbol('pgentra.handedToken');
+
 function fromNative(err) {
   if (err instanceof PgEntraError) return err;
   const message = err && typeof err.message === 'string' ? err.message : String(err);
@@ -351,15 +354,91 @@ class Connector {
     return this.#native.config();
   }
 
-  /** A `password` function for node-postgres: every new connection gets a current token. */
+  /**
+   * A `password` function for node-postgres: every new connection gets a current token. It
+   * notes on the pg Client it serves which token it gave, so that a refusal can drop exactly
+   * that token (see `pool()` and `connectClient()`).
+   */
   passwordFunction(overrides) {
-    return async () => {
-      const p = await this.params(overrides);
+    const self = this;
+    return async function password() {
+      const p = await self.params(overrides);
       if (typeof p.password !== 'string') {
         throw configError(`no password and no token for ${p.user || 'the user'}: configure a password or remove credential 'password'`);
       }
+      // node-postgres calls `client.password()`: `this` is the Client.
+      if (this && typeof this === 'object') this[HANDED] = p.password;
       return p.password;
     };
+  }
+
+  /**
+   * Whether `err` is the server refusing the token this connector gave `client` (SQLSTATE
+   * 28P01, never a message text); if so, that token is dropped unless another connection
+   * already replaced it (compare-and-invalidate: concurrent refusals cause one new request).
+   */
+  refused(err, client) {
+    if (!err || err.code !== '28P01' || !client || typeof client[HANDED] !== 'string') return false;
+    this.invalidateIf(client[HANDED]);
+    return true;
+  }
+
+  /**
+   * A `pg.Pool` (pass your `require('pg')`) whose every new connection gets a current token,
+   * and which, when the server refuses a token the cache still holds (28P01), drops it and
+   * connects once more: `pool.query()` and `pool.connect()` recover without the application
+   * calling `invalidate()`.
+   */
+  async pool(pg, overrides) {
+    const connector = this;
+    const config = await this.pgConfig(overrides);
+    class Client extends pg.Client {
+      connect(callback) {
+        const attempt = super.connect().catch((err) => {
+          connector.refused(err, this);
+          throw err;
+        });
+        if (typeof callback !== 'function') return attempt;
+        attempt.then(() => callback(), callback);
+        return undefined;
+      }
+    }
+    class Pool extends pg.Pool {
+      connect(callback) {
+        const once = () => super.connect();
+        const attempt = once().catch((err) => {
+          if (err && err.code === '28P01' && connector.tokenMode) return once();
+          throw err;
+        });
+        if (typeof callback !== 'function') return attempt;
+        attempt.then((client) => callback(undefined, client, client.release), (err) => callback(err, undefined, () => {}));
+        return undefined;
+      }
+    }
+    return new Pool({ ...config, Client });
+  }
+
+  /**
+   * A connected `pg.Client` (pass your `require('pg')`): if the server refuses the cached token
+   * (28P01), it is dropped and a new client connects once more.
+   */
+  async connectClient(pg, overrides) {
+    const config = await this.pgConfig(overrides);
+    const client = new pg.Client(config);
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      if (!this.refused(err, client)) throw err;
+    }
+    const again = new pg.Client(config);
+    await again.connect();
+    return again;
+  }
+
+  /** True when tokens are used (no password configured). */
+  get tokenMode() {
+    return !this.config.passwordMode;
   }
 
   // `p` already holds the caller's host, port, database, user and sslmode, checked by the core.
@@ -542,6 +621,8 @@ module.exports = {
   params: () => withDefault((c) => c.params()),
   pgConfig: (overrides) => withDefault((c) => c.pgConfig(overrides)),
   pgConfigSync: (overrides) => defaultConnector().pgConfigSync(overrides),
+  pool: (pg, overrides) => withDefault((c) => c.pool(pg, overrides)),
+  connectClient: (pg, overrides) => withDefault((c) => c.connectClient(pg, overrides)),
   connectionString: (options) => withDefault((c) => c.connectionString(options)),
   connectionStringSync: (options) => defaultConnector().connectionStringSync(options),
   tokenInfo: () => withDefault((c) => c.tokenInfo()),

@@ -12,6 +12,8 @@ export const {
   params,
   pgConfig,
   pgConfigSync,
+  pool,
+  connectClient,
   connectionString,
   connectionStringSync,
   tokenInfo,

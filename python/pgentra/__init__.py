@@ -14,7 +14,11 @@ Driver integrations: ``pgentra.psycopg2``, ``pgentra.psycopg`` (and psycopg_pool
 
 from __future__ import annotations
 
-from typing import Any, Dict
+# `typing` costs ~10 ms to import; annotations are strings here (PEP 563), so it is needed only
+# by type checkers, which treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict
 
 from ._pgentra import (
     ConfigError,
@@ -75,3 +79,19 @@ async def token_async() -> str:
 async def conninfo_async(**overrides: Any) -> Dict[str, Any]:
     """`conninfo()` without blocking the event loop."""
     return await default_connector().conninfo_async(**overrides)
+
+
+_INTEGRATIONS = ("psycopg2", "psycopg", "asyncpg", "sqlalchemy", "django")
+
+
+def __getattr__(name: str) -> Any:
+    """`pgentra.psycopg2.connect()` works after a plain `import pgentra`: each driver
+    integration is imported on first use (PEP 562), so `import pgentra` stays light and never
+    imports a driver it does not need."""
+    if name in _INTEGRATIONS:
+        import importlib
+
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -148,3 +148,37 @@ def test_conformance_vectors_byte_identical(vector):
     for k in ["host", "port", "dbname", "user", "password", "sslmode"]:
         assert d[k] == p[k], k
     assert json.loads(c.dsn("json")) == {k: p[k] for k in ["host", "port", "dbname", "user", "password", "sslmode"]}
+
+
+def test_import_stays_light():
+    """`import pgentra` in a bare interpreter loads neither typing, re, asyncio, json nor threading (typing
+    alone cost ~10 ms of a 12 ms import; the time itself is a benchmark, not a test)."""
+    import subprocess
+    import sys
+
+    where = str(pathlib.Path(pgentra.__file__).resolve().parent.parent)
+    code = (
+        "import sys; sys.path.insert(0, %r); import pgentra; "
+        "print(','.join(m for m in ('typing', 're', 'asyncio', 'json', 'threading') if m in sys.modules))" % where
+    )
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", out.stdout
+
+
+def test_integrations_load_on_first_use():
+    """`import pgentra` then `pgentra.psycopg2.connect` (the README's quick start) works; an
+    unknown attribute is still an AttributeError."""
+    import subprocess
+    import sys
+
+    where = str(pathlib.Path(pgentra.__file__).resolve().parent.parent)
+    code = (
+        "import sys; sys.path.insert(0, %r); import pgentra; "
+        "assert 'pgentra.psycopg2' not in sys.modules; "
+        "f = pgentra.psycopg2.connect; assert callable(f); "
+        "assert pgentra.sqlalchemy.create_engine; "
+        "import pgentra.psycopg2 as p; assert p is pgentra.psycopg2\n"
+        "try:\n    pgentra.nonexistent\nexcept AttributeError:\n    print('ok')" % where
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -82,6 +82,43 @@ class ActiveRecordTest < HarnessTest
     assert PgEntra::ActiveRecord.applies?({ host: "h", password: "" })
   end
 
+  STATIC_PW = %(static pw;'"\\@/?#%)
+
+  # Runs the block with no Service Connector variable in the environment and PGPASSWORD set to
+  # the static role's password (what an app that does not use pgentra relies on).
+  def without_service_connector
+    saved = ENV.to_h.select { |k, _| k.start_with?("AZURE_POSTGRESQL_") }
+    saved.each_key { |k| ENV.delete(k) }
+    ENV["PGPASSWORD"] = STATIC_PW
+    yield
+  ensure
+    ENV.delete("PGPASSWORD")
+    saved.each { |k, v| ENV[k] = v }
+  end
+
+  def test_without_the_key_or_service_connector_pgentra_stays_out
+    without_service_connector do
+      conn = connect(**settings(username: "app_static"))
+      assert_equal "app_static", conn.select_value("select current_user") # libpq's PGPASSWORD, untouched
+      refute PgEntra::ActiveRecord.applies?({ host: "h" }, {})
+      assert PgEntra::ActiveRecord.applies?({ host: "h" }, { pgentra: true })
+    end
+  end
+
+  def test_the_pgentra_key_turns_it_on_and_off
+    without_service_connector do
+      conn = connect(**settings(pgentra: true))
+      assert_equal Harness::APP_ROLE, conn.select_value("select current_user")
+      Probe.connection_pool.disconnect! # a reconnect keeps the configuration's choice
+      assert_equal Harness::APP_ROLE, Probe.connection.select_value("select current_user")
+    end
+    ENV["PGPASSWORD"] = STATIC_PW
+    conn = connect(**settings(username: "app_static", pgentra: false)) # variables present, but opted out
+    assert_equal "app_static", conn.select_value("select current_user")
+  ensure
+    ENV.delete("PGPASSWORD")
+  end
+
   def test_a_configuration_error_is_raised_as_such
     e = assert_raises(PgEntra::ConfigError) { connect(**settings(sslmode: "sometimes")) }
     assert_includes e.message, "sslmode"

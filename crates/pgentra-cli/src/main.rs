@@ -29,6 +29,8 @@ Commands:
                               write or refresh host:port:dbname:user:token in ~/.pgpass (0600)
                               and the [NAME] section of ~/.pg_service.conf with its sslmode:
                               connect with `psql service=NAME`
+  cache status [--json]       whether tokens are shared with this user's other processes, where
+  cache clear                 remove this user's shared token entries
   help [COMMAND]              this text, or one command's
 
 Options:
@@ -39,22 +41,37 @@ Options:
 Environment: AZURE_POSTGRESQL_CONNECTIONSTRING or AZURE_POSTGRESQL_HOST/_PORT/_DATABASE/_USER,
   _CLIENTID, _TENANTID, _CLIENTSECRET; AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET,
   AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE; PGENTRA_SCOPE, AZURE_AUTHORITY_HOST,
-  PGENTRA_ALLOW_INSECURE=1, PGENTRA_ALLOW_UNVERIFIED_TLS=1 (keep sslmode=require for Azure servers), PGENTRA_TIMEOUT (seconds), PGENTRA_LOG=debug.
+  PGENTRA_ALLOW_INSECURE=1, PGENTRA_ALLOW_UNVERIFIED_TLS=1 (keep sslmode=require for Azure servers), PGENTRA_TIMEOUT (seconds), PGENTRA_LOG=debug;
+  PGENTRA_SHARED_CACHE=0 (no token cache shared between processes), PGENTRA_CACHE_DIR.
 
 Exit codes: 0 ok, 2 usage, 3 configuration, 4 credential, 5 identity service, 6 network,
   7 TLS policy, 8 database, 9 internal.
 ";
 
+const CACHE_HELP: &str = "pgentra cache status [--json] | pgentra cache clear
+
+Tokens are shared by the processes of one user on one machine: one file per identity and
+scope (mode 0600) in PGENTRA_CACHE_DIR, else $XDG_RUNTIME_DIR/pgentra, else
+<temp>/pgentra-<uid>. The folder must belong to this user and be closed to group and others
+(0700), on a local file system; otherwise each process keeps its own cache. Entries hold a
+token, its expiry and refresh point and when it was fetched, never a secret.
+PGENTRA_SHARED_CACHE=0 turns sharing off.
+
+  status   whether this configuration's token is shared, the entry's path, or why not
+  clear    remove this user's entries (the next process asks the identity service again)
+";
+
 fn help_for(cmd: &str) -> &'static str {
     match cmd {
-        "token" => "pgentra token [--json]\n\nPrints the current access token for the configured identity. With --json, prints\n{\"token\", \"expires_on\", \"credential\", \"detail\", \"claims\": {aud, tid, oid, appid, user}}.\nExit codes as in `pgentra help`.\n",
+        "token" => "pgentra token [--json]\n\nPrints the current access token for the configured identity. With --json, prints one\nJSON object with these fields:\n  token          the access token (a secret: keep it out of logs)\n  expires_on     when it expires (Unix seconds, this host's clock)\n  refresh_at     when pgentra will refresh it (Unix seconds)\n  credential     the credential that acquired it (managed-identity, azure-cli, ...)\n  detail         which endpoint or identity, in words\n  claims         what the token says (null if it cannot be read):\n    claims.aud         audience (https://ossrdbms-aad.database.windows.net)\n    claims.tid         tenant id\n    claims.oid         object id of the identity\n    claims.appid       application (client) id\n    claims.user        the database user name derived from the claims\n    claims.user_claim  which claim it came from (upn, unique_name, ...)\n    claims.exp         expiry in the token itself (Unix seconds)\nExit codes as in `pgentra help`.\n",
         "dsn" => "pgentra dsn [--format libpq|uri|ado|jdbc|json]\n\nPrints the connection string with a current token (or the configured password).\n",
         "env" => "pgentra env\n\nPrints `export PGHOST=... PGPORT=... PGDATABASE=... PGUSER=... PGPASSWORD=... PGSSLMODE=...`,\nevery value single-quoted. Use: eval \"$(pgentra env)\"\n",
         "exec" => "pgentra exec -- CMD [ARGS...]\n\nRuns CMD with the libpq variables set (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD,\nPGSSLMODE), e.g. pgentra exec -- psql -c 'select 1'. Exits with CMD's status.\n",
-        "check" => "pgentra check [--json]\n\nShows where the configuration came from, which credential won, the token's audience, expiry,\nobject id and derived user (never the token), the TLS mode, then connects and runs\n`select current_user`. Exits non-zero with a diagnosis when anything is wrong.\n",
+        "check" => "pgentra check [--json]\n\nShows where the configuration came from, which credential won, the token's audience, expiry,\nobject id and derived user (never the token), the TLS mode, whether the token cache is shared\nwith this user's other processes (the entry, or why not), then connects and runs\n`select current_user`. Exits non-zero with a diagnosis when anything is wrong.\n",
         "grant" => "pgentra grant --role NAME [--schema public] [--host H] [--port P] [--dbname D] [--user U]\n\nConnects as the tables' owner (libpq variables or the flags; password from PGPASSWORD or a\nprompt), runs GRANT ALL PRIVILEGES ON ALL TABLES and ALL SEQUENCES IN SCHEMA to the role\n(identifiers quoted), and prints the tables the role can now use.\n",
         "proxy" => PROXY_HELP,
         "pgpass" => PGPASS_HELP,
+        "cache" => CACHE_HELP,
         _ => USAGE,
     }
 }
@@ -259,6 +276,7 @@ fn run(args: Vec<String>) -> Result<u8, Failure> {
         "grant" => cmd_grant(&rest),
         "proxy" => proxy::cmd(options, &rest),
         "pgpass" => pgpass::cmd(options, &rest),
+        "cache" => cmd_cache(options, &rest),
         other => usage(format!("unknown command '{other}'")),
     }
 }
@@ -433,6 +451,9 @@ fn check_steps(options: Options, report: &mut serde_json::Map<String, serde_json
     }
     decision?;
 
+    let (dir, entry, reason) = shared_status(&c);
+    lines.push(shared_line(&dir, &entry, &reason));
+    report.insert("shared_cache".into(), json!({"enabled": entry.is_some(), "dir": dir, "entry": entry, "reason": reason}));
     if c.is_password_mode() {
         lines.push("credential: password from the configuration (secret mode); no identity request".into());
         report.insert("credential".into(), json!({"kind": "password"}));
@@ -480,6 +501,54 @@ fn check_steps(options: Options, report: &mut serde_json::Map<String, serde_json
         return Err(Error::new(ErrorKind::Database, format!("connected as '{got}' but the configured user is '{user}'")));
     }
     Ok(())
+}
+
+fn cmd_cache(options: Options, rest: &[String]) -> Result<u8, Failure> {
+    match rest.first().map(String::as_str) {
+        Some("clear") => {
+            no_args(&rest[1..])?;
+            match pgentra::shared_cache::clear() {
+                Ok((dir, n)) => {
+                    println!("removed {n} shared token entr{} from {}", if n == 1 { "y" } else { "ies" }, dir.display());
+                    Ok(0)
+                }
+                Err(reason) => Err(Error::config(format!("cannot clear the shared token cache: {reason}")).into()),
+            }
+        }
+        Some("status") => {
+            let json_out = flag_json(&rest[1..])?;
+            let c = Connector::new(options)?;
+            let (dir, entry, reason) = shared_status(&c);
+            if json_out {
+                println!("{}", json!({"enabled": entry.is_some(), "dir": dir, "entry": entry, "reason": reason}));
+            } else {
+                println!("{}", shared_line(&dir, &entry, &reason));
+            }
+            Ok(0)
+        }
+        Some(other) => usage(format!("unknown cache command '{other}' (status or clear)")),
+        None => usage("cache needs a command: status or clear"),
+    }
+}
+
+/// The shared cache's folder, this connector's entry when shared, and why not.
+fn shared_status(c: &Connector) -> (Option<String>, Option<String>, Option<String>) {
+    let dir = pgentra::shared_cache::dir_path().display().to_string();
+    match c.shared_cache() {
+        Ok(entry) => (Some(dir), Some(entry.display().to_string()), None),
+        Err(reason) => (Some(dir), None, Some(reason)),
+    }
+}
+
+fn shared_line(dir: &Option<String>, entry: &Option<String>, reason: &Option<String>) -> String {
+    match (entry, reason) {
+        (Some(e), _) => format!("shared cache: on, entry {e}"),
+        (None, r) => format!(
+            "shared cache: off ({}); folder {}; this process keeps its own cache",
+            r.as_deref().unwrap_or("unknown"),
+            dir.as_deref().unwrap_or("-")
+        ),
+    }
 }
 
 fn cmd_grant(rest: &[String]) -> Result<u8, Failure> {

@@ -1,5 +1,6 @@
 //! The token cache: lock-free fresh reads, refresh ahead of expiry, single flight, stale on
-//! error, fork-safe.
+//! error, fork-safe; shared with the user's other processes through
+//! [`shared_cache`](crate::shared_cache) when it can be.
 
 use crate::claims::Claims;
 use crate::config::CredentialKind;
@@ -7,10 +8,11 @@ use crate::error::Result;
 use crate::identity::{mono_secs, now_unix, Token, TokenSource};
 use crate::runtime::fork_generation;
 use crate::secret::Secret;
+use crate::shared_cache::{Entry, Lock, Shared};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Never refresh later than this before expiry.
 pub const MIN_REFRESH_MARGIN: i64 = 300;
@@ -18,6 +20,14 @@ pub const MIN_REFRESH_MARGIN: i64 = 300;
 const STALE_SERVE_MARGIN: i64 = 30;
 /// After a failed background refresh, wait this long before the next try.
 const STALE_RETRY: i64 = 10;
+/// While another process refreshes the shared entry, look at it again this often.
+const SHARED_RECHECK: i64 = 1;
+/// A failed request on an empty cache is the answer for this long (or the service's
+/// Retry-After, up to a minute): a burst of callers during an outage makes one request per
+/// period, not one each.
+pub const FAILURE_MEMORY: Duration = Duration::from_secs(3);
+/// How often a process waiting for another process's request looks at the shared entry.
+const SHARED_POLL: Duration = Duration::from_millis(20);
 
 /// A cached token and what pgentra knows about it. `expires_on`, `refresh_at` and
 /// `acquired_at` are Unix seconds by this host's clock, for display; the cache itself keeps
@@ -37,6 +47,39 @@ pub struct Cached {
     /// Numbers the tokens this cache acquired (1, 2, ...): a new serial is a new token.
     pub serial: u64,
     next_try: AtomicI64,
+}
+
+impl Cached {
+    /// The expiry on `mono_secs()`'s clock.
+    pub(crate) fn mono_expires(&self) -> i64 {
+        self.mono_expires
+    }
+    /// The refresh point on `mono_secs()`'s clock.
+    pub(crate) fn mono_refresh(&self) -> i64 {
+        self.mono_refresh
+    }
+    /// When it was fetched, on `mono_secs()`'s clock (its lifetime back from its expiry).
+    pub(crate) fn mono_acquired(&self) -> i64 {
+        self.mono_expires.saturating_sub(self.expires_on.saturating_sub(self.acquired_at))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_test(token: Secret, credential: CredentialKind, lifetime: i64, refresh_in: i64) -> Cached {
+        let (now, mono) = (now_unix(), mono_secs());
+        Cached {
+            claims: Claims::decode(token.expose()).ok(),
+            token,
+            expires_on: now + lifetime,
+            refresh_at: now + refresh_in,
+            acquired_at: now,
+            mono_refresh: mono + refresh_in,
+            mono_expires: mono + lifetime,
+            credential,
+            detail: "test".into(),
+            serial: 1,
+            next_try: AtomicI64::new(0),
+        }
+    }
 }
 
 /// When to refresh: `refresh_in` when given; half-life for tokens living over 2 hours; and
@@ -68,6 +111,9 @@ struct Outcome {
     /// The number of requests finished when this one did.
     seq: u64,
     error: Option<crate::error::Error>,
+    /// When it finished, and how long a failure stays the answer for callers on an empty cache.
+    at: Instant,
+    hold: Duration,
 }
 
 /// How long past its own deadline a caller may wait for another caller's request.
@@ -86,7 +132,16 @@ pub struct TokenCache {
     /// starting a request of its own.
     finished: AtomicU64,
     last: ArcSwapOption<Outcome>,
+    /// The entry shared with this user's other processes, when sharing is on.
+    shared: Option<Shared>,
+    failure_memory: Duration,
+    /// When `invalidate_if` last dropped a refused token (`mono_secs()`, 0: never).
+    refused_at: AtomicI64,
 }
+
+/// A token fetched after a refusal, and refused again within this many seconds, is kept: see
+/// `TokenCache::invalidate_if`.
+pub const REFUSAL_HOLD: i64 = 10;
 
 impl TokenCache {
     pub fn new(source: Box<dyn TokenSource>, scope: String, deadline: Duration) -> Self {
@@ -100,7 +155,28 @@ impl TokenCache {
             serials: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             last: ArcSwapOption::empty(),
+            shared: None,
+            failure_memory: FAILURE_MEMORY,
+            refused_at: AtomicI64::new(0),
         }
+    }
+
+    /// Share tokens with this user's other processes through `shared`.
+    pub fn with_shared(mut self, shared: Option<Shared>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// How long a failed request stays the answer on an empty cache (default
+    /// [`FAILURE_MEMORY`]; the service's Retry-After wins when it gives one).
+    pub fn with_failure_memory(mut self, d: Duration) -> Self {
+        self.failure_memory = d;
+        self
+    }
+
+    /// The shared cache in use, if any (for `pgentra check`).
+    pub fn shared(&self) -> Option<&Shared> {
+        self.shared.as_ref()
     }
 
     pub fn source(&self) -> &dyn TokenSource {
@@ -153,21 +229,47 @@ impl TokenCache {
         self.current.load_full()
     }
 
-    /// Drop the cached token (e.g. after the server refused it).
+    /// Drop the cached token (e.g. after the server refused it), and the shared entry if it
+    /// holds the same token. A remembered failure is forgotten.
     pub fn invalidate(&self) {
-        self.current.store(None);
+        let prev = self.current.swap(None);
+        self.last.store(None);
+        if let (Some(sh), Some(p)) = (&self.shared, prev) {
+            sh.remove_if(p.token.expose());
+        }
     }
 
-    /// Drop the cached token only if it is `rejected` (compare-and-swap).
+    /// Drop the cached token only if it is `rejected` (compare-and-swap); the shared entry
+    /// too, only if it still holds `rejected` (so refusals in many processes cause one new
+    /// request).
     pub fn invalidate_if(&self, rejected: &str) -> bool {
         let current = self.current.load_full();
+        if let Some(c) = &current {
+            // This token replaced one that a refusal dropped a moment ago, and is refused too:
+            // the server refuses something else (a user name that is not the identity's, a role
+            // that does not exist), which no new token mends. Keep it rather than make an
+            // identity request per failed connection; a refusal after REFUSAL_HOLD drops it.
+            let last = self.refused_at.load(Ordering::Relaxed);
+            let acquired = c.mono_acquired();
+            if c.token.expose() == rejected && last > 0 && acquired >= last && mono_secs().saturating_sub(acquired) < REFUSAL_HOLD {
+                tracing::debug!("a token fetched after a refusal is refused too: kept (the refusal is not about the token)");
+                return false;
+            }
+        }
+        if let Some(sh) = &self.shared {
+            sh.remove_if(rejected);
+        }
         match &current {
             Some(c) if c.token.expose() == rejected => {
                 let prev = self.current.compare_and_swap(&current, None);
-                match (&*prev, &current) {
+                let dropped = match (&*prev, &current) {
                     (Some(p), Some(c)) => Arc::ptr_eq(p, c),
                     _ => false,
+                };
+                if dropped {
+                    self.refused_at.store(mono_secs(), Ordering::Relaxed);
                 }
+                dropped
             }
             _ => false,
         }
@@ -208,7 +310,7 @@ impl TokenCache {
             let stale = Arc::clone(&old);
             let refresh = async move {
                 let _guard = guard;
-                if let Err(e) = this.fetch().await {
+                if let Err(e) = this.refresh_ahead(&stale).await {
                     tracing::warn!(error = %e, "token refresh failed; serving the still-valid token and retrying later");
                     stale.next_try.store(mono_secs() + STALE_RETRY, Ordering::Relaxed);
                 }
@@ -234,25 +336,180 @@ impl TokenCache {
         if let Some(c) = self.fresh() {
             return Ok(c);
         }
-        if self.finished.load(Ordering::Acquire) != seen {
-            if let Some(o) = self.last.load_full() {
-                if let Some(e) = &o.error {
-                    if o.seq > seen {
-                        return Err(e.clone());
-                    }
+        if let Some(o) = self.last.load_full() {
+            if let Some(e) = &o.error {
+                // The request this caller waited for failed, or a request failed moments ago:
+                // its error is the answer (one request per period during an outage).
+                let waited_for_it = self.finished.load(Ordering::Acquire) != seen && o.seq > seen;
+                if waited_for_it || o.at.elapsed() < o.hold {
+                    return Err(e.clone());
                 }
             }
         }
-        let result = self.fetch().await;
+        let result = self.acquire().await;
         let seq = self.finished.load(Ordering::Relaxed) + 1;
-        self.last.store(Some(Arc::new(Outcome { seq, error: result.as_ref().err().cloned() })));
+        let error = result.as_ref().err().cloned();
+        let hold = match &error {
+            Some(e) => e.retry_after().map(|ra| ra.min(Duration::from_secs(60))).unwrap_or(self.failure_memory),
+            None => Duration::ZERO,
+        };
+        self.last.store(Some(Arc::new(Outcome { seq, error, at: Instant::now(), hold })));
         self.finished.store(seq, Ordering::Release);
         result
     }
 
+    /// An empty cache: the shared entry if there is a valid one; else the key's lock and one
+    /// request for every process (the others wait for the entry, bounded by the deadline,
+    /// then ask themselves). Called with this process's flight lock held.
+    async fn acquire(&self) -> Result<Arc<Cached>> {
+        let Some(sh) = &self.shared else { return self.fetch().await };
+        if let Some(e) = sh.read() {
+            if e.refresh_in > 0 {
+                return Ok(self.install(e));
+            }
+            return Ok(self.refresh_due(sh, e).await);
+        }
+        if sh.unshared() {
+            // This key's tokens are not shared (the automatic chain chose the Azure CLI, say):
+            // no waiting for other processes.
+            return self.fetch().await;
+        }
+        let started = Instant::now();
+        let give_up = started + self.deadline / 2;
+        loop {
+            match sh.try_lock() {
+                Lock::Held(_lock) => {
+                    // The holder before us may have written it just now.
+                    if let Some(e) = sh.read() {
+                        return Ok(self.install(e));
+                    }
+                    let c = self.fetch().await?;
+                    sh.write(&c);
+                    return Ok(c);
+                }
+                Lock::Busy if Instant::now() < give_up => {
+                    tokio::time::sleep(SHARED_POLL).await;
+                    if let Some(e) = sh.read() {
+                        return Ok(self.install(e));
+                    }
+                    if sh.unshared() {
+                        return self.fetch_within(self.deadline.saturating_sub(started.elapsed())).await;
+                    }
+                }
+                Lock::Busy => {
+                    tracing::warn!(
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "another process has held the shared token cache's lock too long; requesting a token for this process"
+                    );
+                    // What is left of the deadline (at least half of it): waiting callers in
+                    // this process give up after one deadline.
+                    let c = self.fetch_within(self.deadline.saturating_sub(started.elapsed())).await?;
+                    sh.write(&c);
+                    return Ok(c);
+                }
+                Lock::Unavailable => {
+                    let c = self.fetch().await?;
+                    sh.write(&c);
+                    return Ok(c);
+                }
+            }
+        }
+    }
+
+    /// An empty cache and a valid entry past its refresh point: the first process here
+    /// refreshes it for all, in line (a process with nothing in memory may be about to exit,
+    /// which would cut a background refresh short and waste its request); the others take the
+    /// valid entry at once. A failed refresh serves the valid entry.
+    async fn refresh_due(&self, sh: &Shared, due: Entry) -> Arc<Cached> {
+        let Lock::Held(_lock) = sh.try_lock() else { return self.install(due) };
+        if let Some(e) = sh.read().filter(|e| e.refresh_in > 0) {
+            return self.install(e);
+        }
+        match self.fetch().await {
+            Ok(c) => {
+                sh.write(&c);
+                c
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "token refresh failed; serving the still-valid shared token and retrying later");
+                let c = self.install(due);
+                c.next_try.store(mono_secs() + STALE_RETRY, Ordering::Relaxed);
+                c
+            }
+        }
+    }
+
+    /// Past the refresh point (in the background, with this process's flight lock): take the
+    /// entry another process refreshed; else, holding the key's lock, refresh it for all. When
+    /// another process holds the lock it is refreshing: look again shortly, and keep serving.
+    async fn refresh_ahead(&self, stale: &Cached) -> Result<()> {
+        let Some(sh) = &self.shared else { return self.fetch().await.map(|_| ()) };
+        if sh.unshared() {
+            return self.fetch().await.map(|_| ());
+        }
+        if let Some(e) = sh.read().filter(|e| e.refresh_in > 0) {
+            self.install(e);
+            return Ok(());
+        }
+        match sh.try_lock() {
+            Lock::Held(_lock) => {
+                if let Some(e) = sh.read().filter(|e| e.refresh_in > 0) {
+                    self.install(e);
+                    return Ok(());
+                }
+                let c = self.fetch().await?;
+                sh.write(&c);
+                Ok(())
+            }
+            Lock::Busy => {
+                stale.next_try.store(mono_secs() + SHARED_RECHECK, Ordering::Relaxed);
+                Ok(())
+            }
+            Lock::Unavailable => {
+                let c = self.fetch().await?;
+                sh.write(&c);
+                Ok(())
+            }
+        }
+    }
+
+    /// Put a shared entry in memory, its refresh point moved by a little jitter so that the
+    /// processes that read it do not all come back at the same moment.
+    fn install(&self, e: Entry) -> Arc<Cached> {
+        let now = now_unix();
+        let mono = mono_secs();
+        let refresh_in = if e.refresh_in > 0 { e.refresh_in.saturating_add(Shared::jitter(&e)) } else { e.refresh_in };
+        let current = self.current.load_full();
+        let serial = match &current {
+            Some(c) if c.token.expose() == e.token.expose() => c.serial,
+            _ => self.serials.fetch_add(1, Ordering::Relaxed) + 1,
+        };
+        let cached = Arc::new(Cached {
+            token: e.token,
+            expires_on: now.saturating_add(e.expires_in),
+            refresh_at: now.saturating_add(refresh_in),
+            acquired_at: e.fetched_at,
+            mono_refresh: mono.saturating_add(refresh_in),
+            mono_expires: mono.saturating_add(e.expires_in),
+            credential: e.credential,
+            detail: format!("{} (shared cache)", e.detail),
+            claims: e.claims,
+            serial,
+            next_try: AtomicI64::new(0),
+        });
+        tracing::debug!(expires_in = e.expires_in, refresh_in, "token from the shared cache");
+        self.current.store(Some(Arc::clone(&cached)));
+        cached
+    }
+
     async fn fetch(&self) -> Result<Arc<Cached>> {
+        self.fetch_within(self.deadline).await
+    }
+
+    /// One request to the source, within `deadline`.
+    async fn fetch_within(&self, deadline: Duration) -> Result<Arc<Cached>> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let t: Token = self.source.fetch(&self.scope, self.deadline).await?;
+        let t: Token = self.source.fetch(&self.scope, deadline).await?;
         let now = now_unix();
         let mono = mono_secs();
         let lifetime = t.lifetime.unwrap_or_else(|| t.expires_on.saturating_sub(now));
@@ -400,6 +657,29 @@ mod tests {
         assert!(cache.get().await.is_err());
     }
 
+    /// A token fetched because a refusal dropped the last one, and refused too (a wrong user
+    /// name, a role that does not exist), is kept: ten failed connections cost two requests,
+    /// not eleven (issue #17, item 3). A token from before the last refusal is dropped as ever.
+    #[tokio::test]
+    async fn a_token_refused_again_right_after_a_refusal_is_kept() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let src = Counting { calls: calls.clone(), fail: Arc::new(std::sync::atomic::AtomicBool::new(false)), lifetime: 3600 };
+        let cache = Arc::new(TokenCache::new(Box::new(src), "s".into(), Duration::from_secs(5)));
+        let first = cache.get().await.unwrap().token.expose().to_string();
+        assert!(cache.invalidate_if(&first), "the first refusal drops the token");
+        for _ in 0..10 {
+            let t = cache.get().await.unwrap().token.expose().to_string();
+            assert_ne!(t, first);
+            assert!(!cache.invalidate_if(&t), "refused again at once: kept");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // A token acquired before the last refusal is not protected.
+        let current = cache.peek().unwrap();
+        cache.refused_at.store(current.mono_acquired() + 1, Ordering::Relaxed);
+        assert!(cache.invalidate_if(current.token.expose()));
+        assert!(cache.peek().is_none());
+    }
+
     /// 20 threads and 1,000 tasks on an empty cache whose source fails after 300 ms: one
     /// request, every caller gets its error, and none waits much longer than one request
     /// (issue #14, item 4). Before, each waiter started its own request in turn.
@@ -422,7 +702,10 @@ mod tests {
         }
         for callers in [20usize, 1000] {
             let calls = Arc::new(AtomicUsize::new(0));
-            let cache = Arc::new(TokenCache::new(Box::new(Slow(calls.clone())), "s".into(), Duration::from_secs(2)));
+            let cache = Arc::new(
+                TokenCache::new(Box::new(Slow(calls.clone())), "s".into(), Duration::from_secs(2))
+                    .with_failure_memory(Duration::from_millis(600)),
+            );
             let start = std::time::Instant::now();
             let mut tasks = Vec::new();
             for _ in 0..callers {
@@ -435,9 +718,51 @@ mod tests {
             }
             assert_eq!(calls.load(Ordering::SeqCst), 1, "{callers} callers");
             assert!(start.elapsed() < Duration::from_millis(1500), "{callers} callers took {:?}", start.elapsed());
-            // A caller after the failure asks again (no error is served from memory).
+            // Callers just after the failure get it too, without a request (issue #14, item 4)...
+            for _ in 0..50 {
+                assert_eq!(cache.get().await.unwrap_err().message(), "down");
+            }
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+            // ...and after the period, one caller asks again.
+            tokio::time::sleep(Duration::from_millis(700)).await;
             assert!(cache.get().await.is_err());
             assert_eq!(calls.load(Ordering::SeqCst), 2);
+            // invalidate() forgets the failure.
+            cache.invalidate();
+            assert!(cache.get().await.is_err());
+            assert_eq!(calls.load(Ordering::SeqCst), 3);
         }
+    }
+
+    /// A failure that carries the service's Retry-After is remembered that long instead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failure_is_remembered_for_its_retry_after() {
+        struct Throttled(Arc<AtomicUsize>);
+        #[async_trait::async_trait]
+        impl TokenSource for Throttled {
+            async fn fetch(&self, _scope: &str, _d: Duration) -> Result<Token> {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                Err(Error::new(ErrorKind::IdentityService, "throttled").with_retry_after(Duration::from_millis(800)))
+            }
+            fn kind(&self) -> CredentialKind {
+                CredentialKind::ManagedIdentity
+            }
+            fn describe(&self) -> String {
+                "throttled".into()
+            }
+        }
+        let calls = Arc::new(AtomicUsize::new(0));
+        let cache = Arc::new(
+            TokenCache::new(Box::new(Throttled(calls.clone())), "s".into(), Duration::from_secs(2))
+                .with_failure_memory(Duration::from_millis(100)),
+        );
+        assert!(cache.get().await.is_err());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let e = cache.get().await.unwrap_err();
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(800)));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "within the service's Retry-After");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(cache.get().await.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 }

@@ -9,6 +9,7 @@ use crate::identity;
 use crate::runtime;
 use crate::conninfo::SslMode;
 use crate::secret::Secret;
+use crate::shared_cache;
 use crate::tls::{self, TlsDecision};
 use std::sync::Arc;
 
@@ -81,8 +82,12 @@ impl Connector {
 
     pub fn with_config(config: Config) -> Result<Connector> {
         runtime::install_fork_handler();
-        let cache = identity::source_for(&config)?
-            .map(|s| Arc::new(TokenCache::new(s, config.scope.clone(), config.timeout)));
+        let cache = match identity::source_for(&config)? {
+            Some(s) => Some(Arc::new(
+                TokenCache::new(s, config.scope.clone(), config.timeout).with_shared(shared_cache::Shared::for_config(&config)),
+            )),
+            None => None,
+        };
         Ok(Connector { inner: Arc::new(Inner { config, cache }) })
     }
 
@@ -116,6 +121,18 @@ impl Connector {
                 self.inner.config.prefix
             ))
         })
+    }
+
+    /// Whether this connector shares its tokens with this user's other processes: the shared
+    /// entry's path, or why not (for `pgentra check`).
+    pub fn shared_cache(&self) -> std::result::Result<std::path::PathBuf, String> {
+        match &self.inner.cache {
+            None => Err("a password is configured: no token to share".into()),
+            Some(c) => match c.shared() {
+                Some(sh) => Ok(sh.entry_path()),
+                None => Err(shared_cache::why_not(&self.inner.config)),
+            },
+        }
     }
 
     /// The number of token requests this connector has made.

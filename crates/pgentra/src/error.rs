@@ -56,11 +56,13 @@ pub struct Error {
     message: String,
     /// The identity service's own error code, e.g. `AADSTS7000215`, when there is one.
     code: Option<String>,
+    /// How long the service asked callers to wait (Retry-After), when it did.
+    retry_after: Option<std::time::Duration>,
 }
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), code: None }
+        Error { kind, message: message.into(), code: None, retry_after: None }
     }
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Config, message)
@@ -71,6 +73,14 @@ impl Error {
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
         self.code = Some(code.into());
         self
+    }
+    pub fn with_retry_after(mut self, d: std::time::Duration) -> Self {
+        self.retry_after = Some(d);
+        self
+    }
+    /// The service's Retry-After, when the failure carried one.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -23,6 +23,7 @@ pub mod error;
 pub mod identity;
 pub mod runtime;
 pub mod secret;
+pub mod shared_cache;
 pub mod tls;
 
 pub use claims::Claims;

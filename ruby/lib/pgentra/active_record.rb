@@ -13,8 +13,13 @@
 #     username: aad_myapp                            # fills them in
 #     sslmode: require
 #
-# When a connection's parameters have no password (and the host is not a Unix socket
-# directory), pgentra fills in the password with a current token (and host, port, database
+# pgentra takes part only where the configuration asks for it: a `pgentra: true` key in
+# database.yml (`pgentra: false` opts out), or Service Connector's variables in the environment
+# (AZURE_POSTGRESQL_*, or the prefix in PGENTRA_PREFIX). Elsewhere (PGPASSWORD, ~/.pgpass,
+# trust, peer) ActiveRecord connects exactly as it would without pgentra.
+#
+# When it takes part and a connection's parameters have no password (and the host is not a
+# Unix socket directory), pgentra fills in the password with a current token (and host, port, database
 # and user where database.yml leaves them out, from the Service Connector variables through
 # the core). One PgEntra::Connector per distinct (host, port, database, user, sslmode) serves
 # every connection of that configuration, so the pool's connections share one cached token. If
@@ -41,16 +46,47 @@ module PgEntra
     @lock = Mutex.new
 
     class << self
-      # Whether pgentra supplies the password: none is given, and the host is not a Unix
-      # socket directory (local peer or trust authentication).
-      def applies?(conn_params)
-        return false unless conn_params.is_a?(Hash)
+      # Whether pgentra supplies the password: the configuration asks for pgentra (see
+      # requested?), none is given, and the host is not a Unix socket directory (local peer or
+      # trust authentication).
+      def applies?(conn_params, config = current_config)
+        return false unless conn_params.is_a?(Hash) && requested?(config)
 
         pw = conn_params[:password] || conn_params["password"]
         return false unless pw.nil? || pw.to_s.empty?
 
         host = (conn_params[:host] || conn_params["host"]).to_s
         !host.start_with?("/")
+      end
+
+      # Whether the configuration asks for pgentra: its `pgentra` key when database.yml has one
+      # (true, or a hash of options), else whether Service Connector's variables are present.
+      def requested?(config)
+        flag = config_value(config, :pgentra)
+        return !(flag == false || flag.to_s == "false") unless flag.nil?
+
+        service_connector_variables?
+      end
+
+      def service_connector_variables?
+        prefix = ENV["PGENTRA_PREFIX"].to_s.sub(/_+\z/, "")
+        prefix = "AZURE_POSTGRESQL" if prefix.empty?
+        alternate = prefix.sub(/\AAZURE_/, "Azure_")
+        ENV.each_key.any? { |k| k.start_with?("#{prefix}_", "#{alternate}_") }
+      end
+
+      # The database.yml configuration being connected on this thread (ActiveRecord drops keys
+      # that are not libpq's, such as `pgentra`, before new_client sees them).
+      def current_config
+        Thread.current[:pgentra_active_record_config]
+      end
+
+      def with_config(config)
+        previous = Thread.current[:pgentra_active_record_config]
+        Thread.current[:pgentra_active_record_config] = config
+        yield
+      ensure
+        Thread.current[:pgentra_active_record_config] = previous
       end
 
       # The connector for these connection parameters (one per configuration, thread-safe).
@@ -99,6 +135,14 @@ module PgEntra
 
       private
 
+      def config_value(config, key)
+        return nil unless config.respond_to?(:[])
+
+        v = config[key]
+        v = config[key.to_s] if v.nil?
+        v
+      end
+
       def value(conn_params, key)
         [key, AR_NAMES[key]].compact.each do |k|
           v = conn_params[k]
@@ -118,6 +162,20 @@ module PgEntra
       end
     end
 
+    # Prepended to ConnectionHandling (the first connection) and to the adapter (reconnects):
+    # they know the whole database.yml configuration, which new_client no longer sees.
+    module ConfigOnFirstConnect
+      def postgresql_connection(config)
+        PgEntra::ActiveRecord.with_config(config) { super }
+      end
+    end
+
+    module ConfigOnReconnect
+      def connect(*args, **kw)
+        PgEntra::ActiveRecord.with_config(@config) { super }
+      end
+    end
+
     # Prepended to ActiveRecord::ConnectionHandling where the adapter has no new_client: fills
     # the configuration in before the adapter connects.
     module PostgresqlConnection
@@ -125,7 +183,7 @@ module PgEntra
         conn = config.to_h.transform_keys(&:to_sym)
         conn[:user] ||= conn[:username] if conn.key?(:username)
         conn[:dbname] ||= conn[:database] if conn.key?(:database)
-        return super unless PgEntra::ActiveRecord.applies?(conn)
+        return super unless PgEntra::ActiveRecord.applies?(conn, config)
 
         PgEntra::ActiveRecord.with_token(conn) do |params|
           filled = config.to_h.transform_keys(&:to_sym).merge(
@@ -141,6 +199,11 @@ module PgEntra
     HOOK =
       if ADAPTER.respond_to?(:new_client)
         ADAPTER.singleton_class.prepend(NewClient)
+        if ::ActiveRecord::ConnectionHandling.method_defined?(:postgresql_connection) ||
+           ::ActiveRecord::ConnectionHandling.private_method_defined?(:postgresql_connection)
+          ::ActiveRecord::ConnectionHandling.prepend(ConfigOnFirstConnect)
+        end
+        ADAPTER.prepend(ConfigOnReconnect) if ADAPTER.method_defined?(:connect) || ADAPTER.private_method_defined?(:connect)
         :new_client
       elsif ::ActiveRecord::ConnectionHandling.method_defined?(:postgresql_connection) ||
             ::ActiveRecord::ConnectionHandling.private_method_defined?(:postgresql_connection)

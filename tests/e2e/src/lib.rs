@@ -78,8 +78,23 @@ pub fn stat(key: &str) -> u64 {
     stats()[key].as_u64().unwrap_or_else(|| panic!("no {key} in stats"))
 }
 
+/// Zero the emulator's counters, drop its queued faults, and empty the harness's shared token
+/// cache folder: a test that counts identity requests starts from no shared entry.
 pub fn reset() {
     control("POST", "/control/reset", "");
+    clear_shared_cache();
+}
+
+/// Remove the entries of the harness's shared token cache folder (`PGENTRA_CACHE_DIR`).
+pub fn clear_shared_cache() {
+    let Ok(dir) = std::env::var("PGENTRA_CACHE_DIR") else { return };
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if name.to_string_lossy().ends_with(".tok") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Log in with the connector's parameters and return `current_user`.
@@ -88,8 +103,13 @@ pub fn login(c: &pgentra::Connector) -> Result<String, pgentra::Error> {
     pgentra::runtime::runtime()?.block_on(async move { pgentra::db::current_user(&p).await })
 }
 
-/// The CLI binary built by `make build`.
+/// The CLI binary built by `make build` (or `PGENTRA_CLI_BIN`, for a build elsewhere).
 pub fn cli_path() -> String {
+    if let Ok(p) = std::env::var("PGENTRA_CLI_BIN") {
+        if !p.is_empty() {
+            return p;
+        }
+    }
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/pgentra");
     std::fs::canonicalize(root).map(|p| p.display().to_string()).unwrap_or_else(|_| root.to_string())
 }
@@ -98,7 +118,9 @@ pub fn cli_path() -> String {
 pub fn cli(args: &[&str], vars: &HashMap<String, String>) -> Output {
     let mut cmd = Command::new(cli_path());
     cmd.env_clear();
-    for k in ["PATH", "SSL_CERT_FILE", "PGENTRA_EMULATOR_HTTP", "HOME"] {
+    // The harness's private token-cache folder: never the user's own, where an earlier run's
+    // token could be served.
+    for k in ["PATH", "SSL_CERT_FILE", "PGENTRA_EMULATOR_HTTP", "HOME", "PGENTRA_CACHE_DIR", "PGENTRA_SHARED_CACHE"] {
         if let Ok(v) = std::env::var(k) {
             cmd.env(k, v);
         }

@@ -48,7 +48,9 @@ fn azure_arc_challenge() {
     let c = conn(vars.clone());
     assert!(c.credential_description().contains("Arc"), "{}", c.credential_description());
     assert_eq!(login(&c).unwrap(), "pgentra-app");
-    // A challenge naming a file outside the agent's folder is refused.
+    // A challenge naming a file outside the agent's folder is refused (by a connector that has
+    // no shared entry to read).
+    clear_shared_cache();
     std::env::set_var("PGENTRA_ARC_KEY_DIR", "/var/opt/azcmagent/tokens");
     let e = conn(vars).token().unwrap_err();
     std::env::remove_var("PGENTRA_ARC_KEY_DIR");
@@ -218,11 +220,17 @@ fn dropped_connections_and_bad_json() {
     assert_eq!(login(&c).unwrap(), "pgentra-app", "a dropped connection is retried");
     reset();
     for fault in [r#"[{"bad_json":true}]"#, r#"[{"empty_token":true}]"#] {
+        clear_shared_cache();
         control("POST", "/control/faults", fault);
         let c = conn(mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq(""))]));
         let e = c.token().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::IdentityService, "{fault}: {e}");
-        // Not cached: the next call asks again and succeeds.
+        // The failure is the answer for a few seconds (one request per period during an
+        // outage), never a cached token; invalidate() asks again at once, and succeeds.
+        let requests = stat("msi_requests");
+        assert_eq!(c.token().unwrap_err().kind(), ErrorKind::IdentityService);
+        assert_eq!(stat("msi_requests"), requests, "{fault}: remembered, no new request");
+        c.invalidate();
         assert!(c.token().is_ok());
     }
 }
@@ -361,6 +369,7 @@ fn identity_endpoint_without_header_is_a_configuration_error() {
 #[test]
 fn cli_token_dsn_env_exec_check_and_logs_never_show_the_token_where_they_should_not() {
     let vars = mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq("")), ("PGENTRA_LOG", "trace")]);
+    clear_shared_cache(); // the first command acquires the token itself
     let out = cli(&["token", "--json"], &vars);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

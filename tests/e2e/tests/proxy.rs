@@ -513,6 +513,9 @@ fn pgpass_writes_a_0600_line_that_psql_uses_and_replaces_it() {
 
     // A second run after a rotation replaces the line (no append), and the new token works.
     control("POST", "/control/rotate", "");
+    // The shared entry still holds the old, unexpired token: a new process would serve it
+    // until a refusal invalidates it. This test is about the file's rewrite, so start empty.
+    clear_shared_cache();
     let out = cli(&["pgpass", "--file", &path], &vars);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("refreshed"), "{}", text(&out.stdout));

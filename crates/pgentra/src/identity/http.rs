@@ -52,7 +52,11 @@ where
                 }
                 let remaining = deadline.saturating_sub(start.elapsed());
                 if wait >= remaining {
-                    return Err(e.context(format!("gave up after {tries} attempts within {:?}", deadline)));
+                    let e = e.context(format!("gave up after {tries} attempts within {:?}", deadline));
+                    return Err(match retry_after {
+                        Some(ra) => e.with_retry_after(ra),
+                        None => e,
+                    });
                 }
                 tracing::debug!(attempt = tries, wait_ms = wait.as_millis() as u64, error = %e, "transient identity error; retrying");
                 tokio::time::sleep(wait).await;
