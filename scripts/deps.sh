@@ -22,6 +22,21 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   # Debian starts a cluster on install; the tests start their own.
   if have pg_ctlcluster; then pg_lsclusters -h 2>/dev/null | awk '{print $1, $2}' | while read -r v n; do pg_ctlcluster "$v" "$n" stop 2>/dev/null || true; done; fi
 fi
+# PostgreSQL's server headers, for the harness's auth hook (tests/harness/pgentra_auth.c):
+# unpacked into a cache folder, not installed (installing the -dev package would upgrade the
+# server and libpq under running tests).
+pg_major=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 | sed -E 's|.*/postgresql/([0-9]+)/bin|\1|')
+pg_dev="${XDG_CACHE_HOME:-$HOME/.cache}/pgentra/postgresql-server-dev-$pg_major"
+if [ -n "$pg_major" ] && { { [ ! -f "/usr/include/postgresql/$pg_major/server/postgres.h" ] && [ ! -f "$pg_dev/usr/include/postgresql/$pg_major/server/postgres.h" ]; } ||
+                            { [ ! -f /usr/include/gssapi/gssapi.h ] && [ ! -f "$pg_dev/usr/include/mit-krb5/gssapi/gssapi.h" ]; }; }; then
+  echo "deps: PostgreSQL $pg_major server headers into $pg_dev"
+  dl=$(mktemp -d); chmod 755 "$dl"
+  # (and MIT Kerberos's gssapi.h, which the server headers include)
+  (cd "$dl" && apt-get download -q "postgresql-server-dev-$pg_major" krb5-multidev >/dev/null)
+  mkdir -p "$pg_dev"
+  for deb in "$dl"/*.deb; do dpkg -x "$deb" "$pg_dev"; done
+  rm -rf "$dl"
+fi
 have cargo || { echo "deps: cargo (Rust) is required" >&2; exit 1; }
 python3 -c 'import psycopg2' 2>/dev/null || python3 -m pip install -q psycopg2-binary
 python3 -c 'import pytest, hypothesis' 2>/dev/null || python3 -m pip install -q pytest hypothesis

@@ -77,10 +77,6 @@ describe('Knex', () => {
       assert.equal(c.tokenRequests, 1);
       const pid = (await knex.raw('select pg_backend_pid() as pid')).rows[0].pid;
       // A forced rotation: the idle connection is reaped, the next one logs in with the new token.
-      // (The emulator makes each token it mints the role's password; a PostgreSQL backend that
-      // started before that change still checks the old password, so the new token is fetched
-      // here rather than during the next connection's handshake. Azure validates tokens, not
-      // passwords, so this ordering does not matter there.)
       await rotate();
       c.invalidate();
       await c.getToken();

@@ -67,10 +67,7 @@ describe('node-postgres', () => {
     assert.equal(r.rows[0].ssl, true, 'the connection is encrypted');
     const first = await c.getToken();
 
-    // Rotation: the emulator drops its tokens; the next token it mints becomes the role's
-    // password and the old one stops working. (It is fetched before the next connection
-    // starts: a PostgreSQL backend that started before the role's password changed would still
-    // check the old one, an artifact of the emulator that Azure's token validation does not have.)
+    // Rotation: the server refuses every earlier token; the emulator mints a new one.
     await rotate();
     c.invalidate();
     const second = await c.getToken();

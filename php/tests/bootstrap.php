@@ -79,14 +79,12 @@ final class Harness
     }
 
     /**
-     * Rotate the identity's token: the emulator forgets the tokens it keeps and mints a new one
-     * now, which becomes the PostgreSQL role's password, so every token issued before stops
-     * working while pgentra's caches still hold it.
+     * Rotate the tokens: the server refuses every token issued before, while pgentra's caches
+     * still hold it; the emulator's identity endpoints mint new ones.
      */
-    public static function rotate(string $identity = 'system'): void
+    public static function rotate(): void
     {
         self::control('POST', '/control/rotate');
-        self::control('GET', '/control/mint?' . http_build_query(['identity' => $identity, 'resource' => self::PG_RESOURCE]));
     }
 
     /** `select current_user` over ext/pgsql; throws with the server's message on failure. */

@@ -65,13 +65,11 @@ def faults(spec: list) -> None:
     control("POST", "/control/faults", json.dumps(spec))
 
 
-def rotate(identity: str = "system") -> None:
-    """Rotate the identity's token: the emulator forgets the tokens it keeps and mints a new
-    one now, which becomes the PostgreSQL role's password, so every token issued before stops
-    working (as if it had expired), while pgentra's caches still hold it."""
+def rotate() -> None:
+    """Rotate the tokens: the server refuses every token issued before (as if it had been
+    revoked), while pgentra's caches still hold it; the emulator's identity endpoints mint new
+    ones."""
     control("POST", "/control/rotate")
-    q = urllib.parse.urlencode({"identity": identity, "resource": PG_RESOURCE})
-    control("GET", f"/control/mint?{q}")
 
 
 def terminate_backends(role: str = APP_ROLE) -> int:

@@ -58,12 +58,10 @@ module Harness
     control(:post, "/control/faults", JSON.generate(spec))
   end
 
-  # Rotate the identity's token: the emulator forgets the tokens it keeps and mints a new one
-  # now, which becomes the PostgreSQL role's password, so every token issued before stops
-  # working (as if it had expired) while pgentra's caches still hold it.
-  def rotate(identity = "system")
+  # Rotate the tokens: the server refuses every token issued before, while pgentra's caches
+  # still hold it; the emulator's identity endpoints mint new ones.
+  def rotate
     control(:post, "/control/rotate")
-    control(:get, "/control/mint?#{URI.encode_www_form(identity: identity, resource: PG_RESOURCE)}")
   end
 end
 

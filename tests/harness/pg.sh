@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# A private PostgreSQL 15 for tests, as Azure runs it: TLS on, cleartext password auth over TLS
-# only (hostssl ... password), no TLS refused (hostnossl ... reject). Admin access is over a
-# unix socket in the data directory (trust), which is what the emulator uses to keep role
-# passwords in step with the tokens it issues.
-#   pg.sh start DIR   -> prints PGENTRA_PG_* lines to DIR/pg.env
+# A private PostgreSQL 15 for tests, as Azure runs it: TLS on, cleartext passwords over TLS
+# only, no TLS refused (hostnossl ... reject). Token roles (members of azure_ad_user, as on
+# Azure) are checked the way Azure checks them: with PGENTRA_LDAP_PORT set, pg_hba.conf sends
+# their logins to the identity emulator's LDAP port (PostgreSQL's `ldap` method, simple bind:
+# the role in the DN, the token as the password), which accepts every unexpired token it signed
+# for that role's identity with the database's audience, unless rotated out or revoked. Other
+# roles (app_static, owner_user) have ordinary passwords (hostssl ... password). A refused token
+# is reported as on Azure, 28P01 "password authentication failed" (pgentra_auth.c, compiled here
+# against PostgreSQL's server headers: scripts/deps.sh fetches them if need be). Admin access
+# is over a unix socket in the data directory (trust); the emulator creates the token roles
+# through it.
+#   PGENTRA_LDAP_PORT=N pg.sh start DIR   -> prints PGENTRA_PG_* lines to DIR/pg.env
 #   pg.sh stop DIR
 set -euo pipefail
 cmd=${1:?start|stop}; dir=${2:?data dir}
@@ -31,6 +38,20 @@ start)
     [ "$(id -u)" = 0 ] && chown postgres: data/server.crt data/server.key ca.pem
   )
   port=$(free_port)
+  # The hook that reports a refused token as 28P01 (see pgentra_auth.c).
+  major=$("$PGBIN/postgres" --version | sed -E 's/.* ([0-9]+)\..*/\1/')
+  inc=""
+  for d in "${PGENTRA_PG_SERVER_INCLUDE:-}" "/usr/include/postgresql/$major/server" \
+           "${XDG_CACHE_HOME:-$HOME/.cache}/pgentra/postgresql-server-dev-$major/usr/include/postgresql/$major/server"; do
+    [ -n "$d" ] && [ -f "$d/postgres.h" ] && { inc=$d; break; }
+  done
+  [ -n "$inc" ] || { echo "pg.sh: PostgreSQL $major's server headers are missing; run scripts/deps.sh (outside the harness)" >&2; exit 1; }
+  # libpq-be.h includes gssapi/gssapi.h (Debian's server is built with GSSAPI): MIT Kerberos's.
+  gss=""
+  for d in /usr/include "$inc/../../../mit-krb5"; do [ -f "$d/gssapi/gssapi.h" ] && { gss=$d; break; }; done
+  [ -n "$gss" ] || { echo "pg.sh: gssapi/gssapi.h is missing; run scripts/deps.sh (outside the harness)" >&2; exit 1; }
+  gcc -shared -fPIC -O2 -Wall -Werror -I"$inc" -I"$gss" -o "$dir/pgentra_auth.so" "$(dirname "$0")/pgentra_auth.c"
+  chmod 644 "$dir/pgentra_auth.so"
   cat >> "$dir/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $port
@@ -43,15 +64,23 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 max_connections = 200
+shared_preload_libraries = '$dir/pgentra_auth.so'
 CONF
+  # The method and options must match what the emulator prints as PGENTRA_EMULATOR_HBA.
+  ldap_line=""
+  if [ -n "${PGENTRA_LDAP_PORT:-}" ]; then
+    ldap_line="hostssl   all +azure_ad_user 127.0.0.1/32 ldap ldapserver=127.0.0.1 ldapport=$PGENTRA_LDAP_PORT ldapscheme=ldap ldaptls=0 ldapprefix=\"cn=\" ldapsuffix=\",dc=pgentra,dc=emulator\""
+  fi
   cat > "$dir/data/pg_hba.conf" <<HBA
 local     all all                 trust
+$ldap_line
 hostssl   all all 127.0.0.1/32    password
 hostnossl all all 127.0.0.1/32    reject
 HBA
   as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start >/dev/null
   # A role with a static password (secret mode) and a table owned by postgres (grant tests).
   as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q <<'SQL'
+CREATE ROLE azure_ad_user NOLOGIN;
 CREATE ROLE app_static LOGIN PASSWORD 'static pw;''"\@/?#%';
 CREATE ROLE owner_user LOGIN PASSWORD 'owner-pw' SUPERUSER;
 CREATE TABLE public.items (id serial primary key, name text);

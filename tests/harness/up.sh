@@ -5,11 +5,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${1:?dir}; mkdir -p "$dir"; dir=$(cd "$dir" && pwd)
 emulator=${PGENTRA_EMULATOR_BIN:-$here/../../target/release/pgentra-emulator}
-"$here/pg.sh" start "$dir/pg"
+# PostgreSQL checks tokens by asking the emulator over LDAP on this port (see pg.sh).
+ldap_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+PGENTRA_LDAP_PORT=$ldap_port "$here/pg.sh" start "$dir/pg"
 (umask 077; mkdir -p "$dir/token-cache")
 set -a; . "$dir/pg/pg.env"; set +a
 mkdir -p "$dir/emu"
-"$emulator" --state-dir "$dir/emu" --pg-admin "$PGENTRA_PG_ADMIN" ${PGENTRA_EMULATOR_ARGS:-} >"$dir/emulator.log" 2>&1 &
+"$emulator" --state-dir "$dir/emu" --pg-admin "$PGENTRA_PG_ADMIN" --ldap-port "$ldap_port" ${PGENTRA_EMULATOR_ARGS:-} >"$dir/emulator.log" 2>&1 &
 for _ in $(seq 1 100); do [ -f "$dir/emu/emulator.env" ] && break; sleep 0.1; done
 [ -f "$dir/emu/emulator.env" ] || { echo "emulator did not start:" >&2; cat "$dir/emulator.log" >&2; exit 1; }
 # A certificate for the service-principal-with-certificate case, and a federated token file.

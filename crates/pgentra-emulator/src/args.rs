@@ -7,7 +7,7 @@ use serde::Deserialize;
 pub const USAGE: &str = "usage: pgentra-emulator --state-dir DIR \
 [--pg-admin \"host=/sock/dir port=N user=postgres dbname=postgres\"] \
 [--lifetime SECS (default 3600)] [--refresh-in SECS] [--secret S (default \"emulator-secret\")] \
-[--faults JSON]";
+[--faults JSON] [--ldap-port N (default: any free port)]";
 
 #[derive(Debug)]
 pub struct Args {
@@ -17,6 +17,8 @@ pub struct Args {
     pub refresh_in: Option<u64>,
     pub secret: String,
     pub faults: Vec<Fault>,
+    /// The loopback port for PostgreSQL's LDAP token check (0 or absent: any free port).
+    pub ldap_port: Option<u16>,
 }
 
 /// One injected fault, consumed by the next identity request (MSI, IMDS or Entra).
@@ -98,6 +100,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut refresh_in = None;
     let mut secret = "emulator-secret".to_string();
     let mut faults = Vec::new();
+    let mut ldap_port = None;
 
     let mut it = argv.into_iter();
     while let Some(arg) = it.next() {
@@ -121,6 +124,10 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--refresh-in" => refresh_in = Some(parse_secs("--refresh-in", &value()?)?),
             "--secret" => secret = value()?,
             "--faults" => faults.extend(parse_faults(&value()?)?),
+            "--ldap-port" => {
+                let v = value()?;
+                ldap_port = Some(v.parse::<u16>().map_err(|_| format!("--ldap-port: expected a port number, got {v:?}"))?);
+            }
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
@@ -138,6 +145,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
         refresh_in,
         secret,
         faults,
+        ldap_port,
     })
 }
 

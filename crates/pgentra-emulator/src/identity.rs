@@ -161,9 +161,69 @@ pub fn audience(resource_or_scope: &str) -> String {
         .to_string()
 }
 
-/// Mints a JWT-shaped token (random signature; nobody verifies it).
-pub fn mint(ident: &Identity, aud: &str, iat: u64, exp: u64) -> String {
-    let header = json!({"typ": "JWT", "alg": "RS256", "kid": "emulator"});
+/// The audience Azure Database for PostgreSQL accepts (public cloud), the harness's server too.
+pub const PG_AUDIENCE: &str = "https://ossrdbms-aad.database.windows.net";
+
+/// The emulator's token signing key: ECDSA P-256 (ES256), made fresh for each run, so a token
+/// the emulator did not sign in this run never verifies. Entra signs with RS256; nothing but the
+/// emulator itself checks these signatures (ring can sign RSA but not make an RSA key), so the
+/// header says what is really used.
+pub struct Signer {
+    key: ring::signature::EcdsaKeyPair,
+    rng: ring::rand::SystemRandom,
+}
+
+pub const KEY_ID: &str = "pgentra-emulator";
+
+impl Signer {
+    pub fn generate() -> Result<Self, String> {
+        use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| "generating the token signing key failed".to_string())?;
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .map_err(|_| "loading the token signing key failed".to_string())?;
+        Ok(Signer { key, rng })
+    }
+
+    fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        self.key
+            .sign(&self.rng, msg)
+            .map(|s| s.as_ref().to_vec())
+            .expect("ECDSA signing with a valid key")
+    }
+
+    fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        use ring::signature::KeyPair as _;
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_FIXED,
+            self.key.public_key().as_ref(),
+        )
+        .verify(msg, sig)
+        .is_ok()
+    }
+
+    /// The public key as a JWK (for the discovery keys endpoint).
+    pub fn jwk(&self) -> Value {
+        use ring::signature::KeyPair as _;
+        let p = self.key.public_key().as_ref(); // 0x04 || x || y
+        json!({
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": KEY_ID,
+            "x": URL_SAFE_NO_PAD.encode(&p[1..33]), "y": URL_SAFE_NO_PAD.encode(&p[33..65]),
+        })
+    }
+}
+
+/// A token minted by the emulator: the token and its unique id (`uti`).
+pub struct Minted {
+    pub token: String,
+    pub uti: String,
+}
+
+/// Mints a JWT-shaped token with realistic claims, signed with the emulator's key.
+pub fn mint(signer: &Signer, ident: &Identity, aud: &str, iat: u64, exp: u64) -> Minted {
+    let header = json!({"typ": "JWT", "alg": "ES256", "kid": KEY_ID});
+    let uti = URL_SAFE_NO_PAD.encode(random_bytes(16));
     let iss = format!("https://sts.windows.net/{TENANT_ID}/");
     let mut p = Map::new();
     p.insert("aud".into(), json!(aud));
@@ -190,10 +250,7 @@ pub fn mint(ident: &Identity, aud: &str, iat: u64, exp: u64) -> String {
     p.insert("oid".into(), json!(ident.oid));
     p.insert("sub".into(), json!(ident.oid));
     p.insert("tid".into(), json!(TENANT_ID));
-    p.insert(
-        "uti".into(),
-        json!(URL_SAFE_NO_PAD.encode(random_bytes(16))),
-    );
+    p.insert("uti".into(), json!(uti));
     p.insert("ver".into(), json!("1.0"));
     if let Some(m) = ident.mirid {
         p.insert("xms_mirid".into(), json!(m));
@@ -206,12 +263,69 @@ pub fn mint(ident: &Identity, aud: &str, iat: u64, exp: u64) -> String {
         p.insert("scp".into(), json!("user_impersonation"));
     }
     let enc = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("json"));
-    format!(
-        "{}.{}.{}",
-        enc(&header),
-        enc(&Value::Object(p)),
-        URL_SAFE_NO_PAD.encode(random_bytes(64))
-    )
+    let signed = format!("{}.{}", enc(&header), enc(&Value::Object(p)));
+    let sig = URL_SAFE_NO_PAD.encode(signer.sign(signed.as_bytes()));
+    Minted { token: format!("{signed}.{sig}"), uti }
+}
+
+/// What a verified token says.
+#[derive(Debug)]
+pub struct Verified {
+    pub ident: &'static Identity,
+    pub uti: String,
+}
+
+/// The payload of a token this emulator signed (signature checked, nothing else).
+fn signed_payload(signer: &Signer, token: &str) -> Result<Value, String> {
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 3 {
+        return Err("not a JWT".into());
+    }
+    let sig = URL_SAFE_NO_PAD
+        .decode(parts[2])
+        .map_err(|_| "signature is not base64url".to_string())?;
+    let signed = &token[..parts[0].len() + 1 + parts[1].len()];
+    if !signer.verify(signed.as_bytes(), &sig) {
+        return Err("bad signature".into());
+    }
+    b64url_json(parts[1])
+        .filter(Value::is_object)
+        .ok_or_else(|| "payload is not a JSON object".to_string())
+}
+
+/// The unique id of a token this emulator signed (for revocation).
+pub fn signed_uti(signer: &Signer, token: &str) -> Result<String, String> {
+    let p = signed_payload(signer, token)?;
+    p.get("uti").and_then(Value::as_str).map(str::to_string).ok_or_else(|| "no uti".into())
+}
+
+/// Checks a token as Azure Database for PostgreSQL does for a login as `role`: signed by this
+/// emulator, within its validity, for the OSS RDBMS audience, for the identity that `role`
+/// belongs to. Revocation is the caller's (it keeps the state). `Err` says why, for the log.
+pub fn verify(signer: &Signer, token: &str, role: &str, now: u64) -> Result<Verified, String> {
+    let p = signed_payload(signer, token)?;
+    let num = |k: &str| p.get(k).and_then(Value::as_u64);
+    let exp = num("exp").ok_or("no exp")?;
+    if exp <= now {
+        return Err("expired".into());
+    }
+    if num("nbf").is_some_and(|nbf| nbf > now) {
+        return Err("not yet valid".into());
+    }
+    let aud = p.get("aud").and_then(Value::as_str).unwrap_or("");
+    if aud.strip_suffix('/').unwrap_or(aud) != PG_AUDIENCE {
+        return Err(format!("wrong audience {aud:?}"));
+    }
+    let oid = p.get("oid").and_then(Value::as_str).unwrap_or("");
+    let ident = IDENTITIES
+        .iter()
+        .find(|i| i.oid == oid)
+        .ok_or("unknown identity")?;
+    if ident.role != role {
+        return Err(format!("a token of {} for role {role:?}", ident.key));
+    }
+    let uti = p.get("uti").and_then(Value::as_str).ok_or("no uti")?.to_string();
+    Ok(Verified { ident, uti })
 }
 
 fn b64url_json(part: &str) -> Option<Value> {
@@ -296,22 +410,68 @@ mod tests {
 
     #[test]
     fn mint_shape() {
+        let signer = Signer::generate().unwrap();
         let t = mint(
+            &signer,
             by_key("uami").unwrap(),
             "https://ossrdbms-aad.database.windows.net",
             10,
             20,
-        );
+        )
+        .token;
         assert_eq!(t.split('.').count(), 3);
         let p = payload(&t);
         assert_eq!(p["aud"], "https://ossrdbms-aad.database.windows.net");
         assert_eq!(p["exp"], 20);
         assert_eq!(p["sub"], p["oid"]);
         assert!(p["xms_mirid"].as_str().unwrap().ends_with("/pgentra-uami"));
-        let d = payload(&mint(by_key("dev").unwrap(), "x", 1, 2));
+        let d = payload(&mint(&signer, by_key("dev").unwrap(), "x", 1, 2).token);
         assert_eq!(d["idtyp"], "user");
         assert_eq!(d["upn"], "dev@contoso.com");
         assert!(d.get("xms_mirid").is_none());
+    }
+
+    #[test]
+    fn verify_checks_signature_time_audience_and_role() {
+        let signer = Signer::generate().unwrap();
+        let sys = by_key("system").unwrap();
+        let t = mint(&signer, sys, PG_AUDIENCE, 100, 200).token;
+        let ok = verify(&signer, &t, "pgentra-app", 150).unwrap();
+        assert_eq!(ok.ident.key, "system");
+        assert_eq!(ok.uti, payload(&t)["uti"]);
+        // Expired at exp, not yet valid before nbf.
+        assert_eq!(verify(&signer, &t, "pgentra-app", 200).unwrap_err(), "expired");
+        assert_eq!(verify(&signer, &t, "pgentra-app", 99).unwrap_err(), "not yet valid");
+        // Another identity's role.
+        assert!(verify(&signer, &t, "pgentra-uami", 150).unwrap_err().contains("a token of system"));
+        // Wrong audience (a trailing slash is the same audience).
+        let graph = mint(&signer, sys, "https://graph.microsoft.com", 100, 200).token;
+        assert!(verify(&signer, &graph, "pgentra-app", 150).unwrap_err().contains("wrong audience"));
+        let slash = mint(&signer, sys, "https://ossrdbms-aad.database.windows.net/", 100, 200).token;
+        assert!(verify(&signer, &slash, "pgentra-app", 150).is_ok());
+        // Tampered: a payload that says something else, with the original signature.
+        let parts: Vec<&str> = t.split('.').collect();
+        let mut claims = payload(&t);
+        claims["exp"] = json!(10_000);
+        let forged = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()), parts[2]);
+        assert_eq!(verify(&signer, &forged, "pgentra-app", 150).unwrap_err(), "bad signature");
+        let mut sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        sig[10] ^= 1;
+        let flipped = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(sig));
+        assert_eq!(verify(&signer, &flipped, "pgentra-app", 150).unwrap_err(), "bad signature");
+        // Signed by another key (another emulator run).
+        let other = mint(&Signer::generate().unwrap(), sys, PG_AUDIENCE, 100, 200).token;
+        assert_eq!(verify(&signer, &other, "pgentra-app", 150).unwrap_err(), "bad signature");
+        // Garbage.
+        for g in ["", "a.b.c", "a.b", "...", "x.y.z.w", "eyJ.eyJ.!!", &format!("{t}x"), &t[..t.len() - 2]] {
+            assert!(verify(&signer, g, "pgentra-app", 150).is_err(), "{g}");
+        }
+        assert!(signed_uti(&signer, &t).is_ok());
+        assert!(signed_uti(&signer, &other).is_err());
+        // The published key is the verifying one's shape.
+        let jwk = signer.jwk();
+        assert_eq!(jwk["kty"], "EC");
+        assert_eq!(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap().len(), 32);
     }
 
     #[test]

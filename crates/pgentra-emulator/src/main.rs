@@ -5,6 +5,7 @@
 
 mod args;
 mod identity;
+mod ldap;
 mod pg;
 mod server;
 mod tls;
@@ -109,6 +110,11 @@ async fn run(args: args::Args, local_offset: time::UtcOffset) -> Result<(), Stri
         .map_err(|e| format!("binding https: {e}"))?;
     let http_port = http.local_addr().map_err(|e| e.to_string())?.port();
     let https_port = https.local_addr().map_err(|e| e.to_string())?.port();
+    // PostgreSQL's `ldap` authentication method asks here whether a token logs in (ldap.rs).
+    let ldap = TcpListener::bind(("127.0.0.1", args.ldap_port.unwrap_or(0)))
+        .await
+        .map_err(|e| format!("binding ldap: {e}"))?;
+    let ldap_port = ldap.local_addr().map_err(|e| e.to_string())?.port();
     let tls = tls::generate()?;
 
     let identity_header = identity::random_hex(16);
@@ -123,6 +129,8 @@ async fn run(args: args::Args, local_offset: time::UtcOffset) -> Result<(), Stri
             "PGENTRA_EMULATOR_CA",
             ca_path.to_string_lossy().into_owned(),
         ),
+        ("PGENTRA_EMULATOR_LDAP_PORT", ldap_port.to_string()),
+        ("PGENTRA_EMULATOR_HBA", hba_method(ldap_port)),
     ];
 
     let arc_key = crate::identity::random_guid().replace('-', "");
@@ -141,10 +149,11 @@ async fn run(args: args::Args, local_offset: time::UtcOffset) -> Result<(), Stri
         },
         args.pg_admin.clone(),
         args.faults.clone(),
-    ));
+    )?);
 
     emu.prepare_roles().await.map_err(|e| format!("creating the PostgreSQL roles: {e}"))?;
     tokio::spawn(accept_loop(http, emu.clone(), None));
+    tokio::spawn(ldap_loop(ldap, emu.clone()));
     tokio::spawn(accept_loop(
         https,
         emu.clone(),
@@ -171,11 +180,12 @@ async fn run(args: args::Args, local_offset: time::UtcOffset) -> Result<(), Stri
         std::process::id(),
         dir.display(),
         if args.pg_admin.is_some() {
-            " (syncing PostgreSQL roles)"
+            " (PostgreSQL roles created)"
         } else {
             ""
         }
     );
+    eprintln!("pgentra-emulator: token logins: pg_hba.conf method `{}`", hba_method(ldap_port));
 
     wait_for_signal().await?;
     eprintln!("pgentra-emulator: shutting down");
@@ -196,17 +206,50 @@ async fn wait_for_signal() -> Result<(), String> {
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, emu: Arc<Emulator>, tls: Option<TlsAcceptor>) {
+/// The pg_hba.conf method (and options) that makes PostgreSQL check tokens with the emulator.
+fn hba_method(ldap_port: u16) -> String {
+    format!(
+        "ldap ldapserver=127.0.0.1 ldapport={ldap_port} ldapscheme=ldap ldaptls=0 ldapprefix=\"{}\" ldapsuffix=\"{}\"",
+        server::LDAP_DN_PREFIX,
+        server::LDAP_DN_SUFFIX
+    )
+}
+
+struct LoginCheck(Arc<Emulator>);
+
+impl ldap::Checker for LoginCheck {
+    fn check(&self, dn: &[u8], password: &[u8]) -> Result<String, String> {
+        self.0.check_login(dn, password)
+    }
+}
+
+async fn ldap_loop(listener: TcpListener, emu: Arc<Emulator>) {
+    let checker: Arc<dyn ldap::Checker> = Arc::new(LoginCheck(emu));
     loop {
-        let (stream, _peer) = match listener.accept().await {
-            Ok(x) => x,
+        let stream = next_connection(&listener).await;
+        tokio::spawn(ldap::serve(stream, checker.clone()));
+    }
+}
+
+/// The next accepted connection (accept errors are logged and retried), with TCP_NODELAY.
+async fn next_connection(listener: &TcpListener) -> tokio::net::TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                let _ = stream.set_nodelay(true);
+                return stream;
+            }
             Err(e) => {
                 eprintln!("pgentra-emulator: accept: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
             }
-        };
-        let _ = stream.set_nodelay(true);
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, emu: Arc<Emulator>, tls: Option<TlsAcceptor>) {
+    loop {
+        let stream = next_connection(&listener).await;
         let emu = emu.clone();
         let tls = tls.clone();
         tokio::spawn(async move {

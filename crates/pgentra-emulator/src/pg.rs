@@ -1,4 +1,4 @@
-//! Keeps PostgreSQL role passwords in step with the tokens the emulator issues.
+//! Creates the identities' PostgreSQL roles (the server checks their tokens over LDAP).
 
 use std::time::Duration;
 
@@ -9,12 +9,11 @@ pub struct PgSync {
     client: Option<Client>,
 }
 
+/// The group role of token (Entra) roles, named as on Azure.
+pub const ENTRA_GROUP: &str = "azure_ad_user";
+
 pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// An error with its source chain (tokio-postgres's Display alone says only "db error").
@@ -58,63 +57,38 @@ impl PgSync {
         Ok(self.client.as_ref().expect("client just set"))
     }
 
-    async fn try_set(&mut self, role: &str, token: &str) -> Result<(), (bool, String)> {
-        let client = self.client().await.map_err(|e| (false, e))?;
-        let redact = |e: tokio_postgres::Error| {
-            let retryable = e.as_db_error().is_none();
-            (retryable, describe(&e).replace(token, "<token>"))
-        };
-        let exists = client
-            .query_opt(
-                "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
-                &[&role],
-            )
-            .await
-            .map_err(redact)?
-            .is_some();
-        let sql = format!(
-            "{} ROLE {} LOGIN PASSWORD {}",
-            if exists { "ALTER" } else { "CREATE" },
-            quote_ident(role),
-            quote_literal(token)
-        );
-        client.batch_execute(&sql).await.map_err(redact)
-    }
-
-    /// Creates each missing role (LOGIN, no password yet) before any client connects, as on
-    /// Azure, where the roles exist before their tokens do. A role created while a client's
-    /// connection is already open would stay invisible to that backend: PostgreSQL looks the
-    /// role up when it matches pg_hba.conf, before it asks for the password.
+    /// Creates each missing role (LOGIN, no password) before any client connects, as on
+    /// Azure, where the roles exist before their tokens do, and makes it a member of
+    /// `ENTRA_GROUP`, which pg_hba.conf sends to the emulator's LDAP token check (Azure marks
+    /// its Entra roles the same way). A role created while a client's connection is already
+    /// open would stay invisible to that backend: PostgreSQL looks the role up when it matches
+    /// pg_hba.conf, before it asks for the password.
     pub async fn ensure_roles(&mut self, roles: &[&str]) -> Result<(), String> {
         let client = self.client().await?;
-        for role in roles {
-            let exists = client
-                .query_opt("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", &[role])
-                .await
-                .map_err(|e| describe(&e))?
-                .is_some();
-            if !exists {
+        let exists = |role: &str| {
+            let role = role.to_string();
+            async move {
                 client
-                    .batch_execute(&format!("CREATE ROLE {} LOGIN", quote_ident(role)))
+                    .query_opt("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", &[&role])
                     .await
-                    .map_err(|e| describe(&e))?;
+                    .map(|r| r.is_some())
+                    .map_err(|e| describe(&e))
             }
+        };
+        let mut sql = String::new();
+        if !exists(ENTRA_GROUP).await? {
+            sql.push_str(&format!("CREATE ROLE {} NOLOGIN;\n", quote_ident(ENTRA_GROUP)));
         }
-        Ok(())
-    }
-
-    /// Creates the role (LOGIN) or sets its password to `token`. Reconnects once if the
-    /// reused connection turned out to be broken. Errors never contain the token.
-    pub async fn set_password(&mut self, role: &str, token: &str) -> Result<(), String> {
-        match self.try_set(role, token).await {
-            Ok(()) => Ok(()),
-            Err((true, first)) => {
-                eprintln!("pgentra-emulator: PostgreSQL error ({first}); reconnecting");
-                self.client = None;
-                self.try_set(role, token).await.map_err(|(_, e)| e)
+        for role in roles {
+            if !exists(role).await? {
+                sql.push_str(&format!("CREATE ROLE {} LOGIN;\n", quote_ident(role)));
             }
-            Err((false, e)) => Err(e),
+            sql.push_str(&format!("GRANT {} TO {};\n", quote_ident(ENTRA_GROUP), quote_ident(role)));
         }
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| describe(&e))
     }
 }
 
@@ -126,6 +100,5 @@ mod tests {
     fn quoting() {
         assert_eq!(quote_ident("dev@contoso.com"), "\"dev@contoso.com\"");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        assert_eq!(quote_literal("it's"), "'it''s'");
     }
 }

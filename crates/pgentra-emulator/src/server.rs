@@ -1,6 +1,6 @@
 //! Request routing and the endpoint handlers.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::args::Fault;
-use crate::identity::{self, Identity, Kind, SUBSCRIPTION_ID, TENANT_ID};
+use crate::identity::{self, Identity, Kind, Signer, SUBSCRIPTION_ID, TENANT_ID};
 use crate::pg::PgSync;
 
 pub type Resp = Response<EmuBody>;
@@ -114,6 +114,9 @@ struct Stats {
     entra_requests: u64,
     tokens_issued: u64,
     mint_requests: u64,
+    /// LDAP binds (PostgreSQL logins with a token) accepted and refused.
+    logins_accepted: u64,
+    logins_refused: u64,
 }
 
 #[derive(Default)]
@@ -130,16 +133,32 @@ struct Issued {
 }
 
 struct MintState {
+    /// The token each identity and audience is handed out until it nears its expiry (so
+    /// that clients' caches are observable through the request counters).
     cache: HashMap<(&'static str, String), Issued>,
     pg: Option<PgSync>,
 }
 
+/// Every token issued in this run, for the login check: the rotation generation it was issued
+/// in (a rotation refuses every token of an earlier generation) and the revoked ones.
+#[derive(Default)]
+struct TokenBook {
+    generation: u64,
+    issued: HashMap<String, u64>,
+    revoked: HashSet<String>,
+}
+
+/// The bind DN PostgreSQL sends is `LDAP_DN_PREFIX` + role name + `LDAP_DN_SUFFIX`
+/// (pg_hba.conf: `ldapprefix="cn=" ldapsuffix=",dc=pgentra,dc=emulator"`).
+pub const LDAP_DN_PREFIX: &str = "cn=";
+pub const LDAP_DN_SUFFIX: &str = ",dc=pgentra,dc=emulator";
+
 pub struct Emulator {
     cfg: Config,
     shared: Mutex<Shared>,
-    /// Held across minting and the PostgreSQL update so that the kept token and the
-    /// role's password never disagree.
     mint: tokio::sync::Mutex<MintState>,
+    signer: Signer,
+    book: Mutex<TokenBook>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -295,17 +314,6 @@ fn imds_error(status: u16, error: &str, description: &str) -> Resp {
     )
 }
 
-fn server_error(e: &str) -> Resp {
-    eprintln!("pgentra-emulator: error: {e}");
-    with_note(
-        json_resp(
-            500,
-            &json!({"error": "server_error", "error_description": "pgentra-emulator could not issue the token (see its log)"}),
-        ),
-        "token sync failed",
-    )
-}
-
 /// What an injected fault asks the handler to do after the request was counted.
 enum FaultAction {
     None,
@@ -358,12 +366,10 @@ impl FaultAction {
 }
 
 impl Emulator {
-    /// When syncing roles: creates every identity's PostgreSQL role and mints its first token
-    /// for the database's audience up front, before any client connects. PostgreSQL reads a
-    /// role's password when it matches pg_hba.conf, before it asks the client for one, so a
-    /// password set during a client's connection (a first token minted while pgJDBC's plugin
-    /// is being asked) would not count for that connection. Azure checks tokens themselves and
-    /// has no such window; this keeps the harness from inventing one. Counters start at zero.
+    /// With `--pg-admin`: creates every identity's PostgreSQL role (LOGIN, no password) before
+    /// any client connects, as on Azure, where the roles exist before their tokens do. The
+    /// server checks tokens by asking the emulator over LDAP (see `ldap.rs`), so no password
+    /// is ever set. Counters start at zero.
     pub async fn prepare_roles(&self) -> Result<(), String> {
         {
             let mut st = self.mint.lock().await;
@@ -371,28 +377,12 @@ impl Emulator {
             let roles: Vec<&str> = identity::IDENTITIES.iter().map(|i| i.role).collect();
             pg.ensure_roles(&roles).await?;
         }
-        self.premint().await?;
         self.shared().stats = Stats::default();
         Ok(())
     }
 
-    /// Mints every identity's token for the database's audience now (when syncing roles), so
-    /// that no role password changes while a client is connecting (see `prepare_roles`).
-    async fn premint(&self) -> Result<(), String> {
-        if self.mint.lock().await.pg.is_none() {
-            return Ok(());
-        }
-        let aud = identity::audience("https://ossrdbms-aad.database.windows.net");
-        for ident in identity::IDENTITIES.iter() {
-            let before = self.shared().stats.tokens_issued;
-            self.token_for(ident, &aud).await?;
-            self.shared().stats.tokens_issued = before;
-        }
-        Ok(())
-    }
-
-    pub fn new(cfg: Config, pg_admin: Option<String>, faults: Vec<Fault>) -> Self {
-        Emulator {
+    pub fn new(cfg: Config, pg_admin: Option<String>, faults: Vec<Fault>) -> Result<Self, String> {
+        Ok(Emulator {
             cfg,
             shared: Mutex::new(Shared {
                 stats: Stats::default(),
@@ -402,7 +392,58 @@ impl Emulator {
                 cache: HashMap::new(),
                 pg: pg_admin.map(PgSync::new),
             }),
+            signer: Signer::generate()?,
+            book: Mutex::new(TokenBook::default()),
+        })
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, TokenBook> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Mints and records a new token (never kept: see `token_for`).
+    fn new_token(&self, ident: &'static Identity, aud: &str, lifetime: u64) -> Issued {
+        let now = now_secs();
+        let exp = now + lifetime;
+        let minted = identity::mint(&self.signer, ident, aud, now, exp);
+        {
+            let mut book = self.book();
+            let generation = book.generation;
+            book.issued.insert(minted.uti, generation);
         }
+        self.shared().stats.tokens_issued += 1;
+        Issued { token: minted.token, iat: now, exp }
+    }
+
+    /// The login check behind the LDAP bind: `dn` names the role, `password` is the token.
+    /// `Ok` names the identity; `Err` says why not (for the log; never the token).
+    pub fn check_login(&self, dn: &[u8], password: &[u8]) -> Result<String, String> {
+        let verdict = (|| {
+            let dn = std::str::from_utf8(dn).map_err(|_| "the bind DN is not UTF-8".to_string())?;
+            let role = dn
+                .strip_prefix(LDAP_DN_PREFIX)
+                .and_then(|r| r.strip_suffix(LDAP_DN_SUFFIX))
+                .ok_or_else(|| format!("bind DN {dn:?} is not {LDAP_DN_PREFIX}<role>{LDAP_DN_SUFFIX}"))?;
+            let token = std::str::from_utf8(password).map_err(|_| "the password is not UTF-8".to_string())?;
+            let v = identity::verify(&self.signer, token.trim(), role, now_secs())
+                .map_err(|e| format!("role {role:?}: {e}"))?;
+            let book = self.book();
+            match book.issued.get(&v.uti) {
+                None => return Err(format!("role {role:?}: not a token of this run")),
+                Some(g) if *g < book.generation => return Err(format!("role {role:?}: issued before a rotation")),
+                Some(_) => {}
+            }
+            if book.revoked.contains(&v.uti) {
+                return Err(format!("role {role:?}: revoked"));
+            }
+            Ok(format!("{role:?} as {}", v.ident.key))
+        })();
+        let mut sh = self.shared();
+        match verdict {
+            Ok(_) => sh.stats.logins_accepted += 1,
+            Err(_) => sh.stats.logins_refused += 1,
+        }
+        verdict
     }
 
     fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
@@ -446,7 +487,9 @@ impl Emulator {
             ("/control/reset", &Method::POST) => Ok(self.reset()),
             ("/control/rotate", &Method::POST) => Ok(self.rotate().await),
             ("/control/faults", &Method::POST) => Ok(self.add_faults(req).await),
-            ("/control/mint", &Method::GET) => Ok(self.control_mint(req).await),
+            ("/control/mint", &Method::GET) => Ok(self.control_mint(req, false).await),
+            ("/control/current", &Method::GET) => Ok(self.control_mint(req, true).await),
+            ("/control/revoke", &Method::POST) => Ok(self.revoke(req).await),
             ("/control/health", &Method::GET) | ("/", &Method::GET) => Ok(json_resp(
                 200,
                 &json!({"status": "ok", "service": "pgentra-emulator"}),
@@ -458,7 +501,9 @@ impl Emulator {
                 | "/control/reset"
                 | "/control/rotate"
                 | "/control/faults"
-                | "/control/mint",
+                | "/control/mint"
+                | "/control/current"
+                | "/control/revoke",
                 _,
             ) => Ok(json_resp(405, &json!({"error": "method_not_allowed"}))),
             _ => Ok(json_resp(404, &json!({"error": "not_found", "path": path}))),
@@ -487,7 +532,7 @@ impl Emulator {
                 Ok(self.instance_discovery(req.uri().query()))
             }
             ([_, "discovery", "v2.0", "keys"], &Method::GET) => {
-                Ok(json_resp(200, &json!({"keys": []})))
+                Ok(json_resp(200, &json!({"keys": [self.signer.jwk()]})))
             }
             _ => Ok(json_resp(404, &json!({"error": "not_found", "path": path}))),
         }
@@ -553,37 +598,21 @@ impl Emulator {
 
     // ---- tokens ---------------------------------------------------------------------
 
-    /// Returns the kept token for identity+audience, or mints (and syncs) a new one.
-    async fn token_for(
-        &self,
-        ident: &'static Identity,
-        aud: &str,
-    ) -> Result<(Issued, bool), String> {
+    /// Returns the kept token for identity+audience, or mints a new one and keeps it. The
+    /// token endpoints hand out the kept token until it nears its expiry (as Azure's managed
+    /// identity endpoints cache theirs), so the tests can count what clients request.
+    async fn token_for(&self, ident: &'static Identity, aud: &str) -> (Issued, bool) {
         let mut st = self.mint.lock().await;
         let now = now_secs();
         let key = (ident.key, aud.to_string());
         if let Some(kept) = st.cache.get(&key) {
             if kept.exp >= now + REUSE_MARGIN_SECS {
-                return Ok((kept.clone(), false));
+                return (kept.clone(), false);
             }
         }
-        let exp = now + self.cfg.lifetime;
-        let issued = Issued {
-            token: identity::mint(ident, aud, now, exp),
-            iat: now,
-            exp,
-        };
-        // Only tokens for the PostgreSQL resource become role passwords: a token for another
-        // audience must be refused by the server, as Azure does.
-        let for_postgres = aud.trim_end_matches('/').contains("ossrdbms-aad.");
-        if let (Some(pg), true) = (st.pg.as_mut(), for_postgres) {
-            pg.set_password(ident.role, &issued.token)
-                .await
-                .map_err(|e| format!("updating PostgreSQL role {:?}: {e}", ident.role))?;
-        }
+        let issued = self.new_token(ident, aud, self.cfg.lifetime);
         st.cache.insert(key, issued.clone());
-        self.shared().stats.tokens_issued += 1;
-        Ok((issued, true))
+        (issued, true)
     }
 
     fn empty_issued(&self) -> Issued {
@@ -600,24 +629,13 @@ impl Emulator {
         fault: &FaultAction,
         ident: &'static Identity,
         aud: &str,
-    ) -> Result<(Issued, String), Resp> {
+    ) -> (Issued, String) {
         if fault.empty_token() {
-            return Ok((
-                self.empty_issued(),
-                format!("{}, fault empty_token", ident.key),
-            ));
+            return (self.empty_issued(), format!("{}, fault empty_token", ident.key));
         }
-        match self.token_for(ident, aud).await {
-            Ok((i, fresh)) => {
-                let note = format!(
-                    "{}, {}",
-                    ident.key,
-                    if fresh { "new token" } else { "kept token" }
-                );
-                Ok((i, note))
-            }
-            Err(e) => Err(server_error(&e)),
-        }
+        let (i, fresh) = self.token_for(ident, aud).await;
+        let note = format!("{}, {}", ident.key, if fresh { "new token" } else { "kept token" });
+        (i, note)
     }
 
     // ---- App Service managed identity ----------------------------------------------
@@ -658,10 +676,7 @@ impl Emulator {
             ));
         };
         let aud = identity::audience(resource);
-        let (issued, note) = match self.issue(&fault, ident, &aud).await {
-            Ok(x) => x,
-            Err(r) => return Ok(r),
-        };
+        let (issued, note) = self.issue(&fault, ident, &aud).await;
         let mut body = json!({
             "access_token": issued.token,
             "expires_on": issued.exp.to_string(),
@@ -742,10 +757,7 @@ impl Emulator {
             ));
         };
         let aud = identity::audience(resource);
-        let (issued, note) = match self.issue(&fault, ident, &aud).await {
-            Ok(x) => x,
-            Err(r) => return Ok(r),
-        };
+        let (issued, note) = self.issue(&fault, ident, &aud).await;
         let expires_in = issued.exp.saturating_sub(now_secs());
         let mut body = json!({
             "access_token": issued.token,
@@ -873,10 +885,7 @@ impl Emulator {
             Kind::Managed | Kind::Developer => unreachable!("not an Entra client-credentials identity"),
         }
         let aud = identity::audience(scope);
-        let (issued, note) = match self.issue(&fault, ident, &aud).await {
-            Ok(x) => x,
-            Err(r) => return Ok(r),
-        };
+        let (issued, note) = self.issue(&fault, ident, &aud).await;
         let expires_in = issued.exp.saturating_sub(now_secs());
         let mut body = json!({
             "token_type": "Bearer",
@@ -965,6 +974,7 @@ impl Emulator {
         json_resp(200, &json!({"ok": true}))
     }
 
+    /// Every token issued so far stops logging in, and the token endpoints mint new ones.
     async fn rotate(&self) -> Resp {
         let dropped = {
             let mut st = self.mint.lock().await;
@@ -972,15 +982,38 @@ impl Emulator {
             st.cache.clear();
             n
         };
-        // New tokens (and role passwords) for the database now, not in the middle of a client's
-        // connection: every token issued before stops working at once, as after a rotation.
-        if let Err(e) = self.premint().await {
-            return json_resp(500, &json!({"error": format!("minting after rotate: {e}")}));
-        }
+        self.book().generation += 1;
         with_note(
             json_resp(200, &json!({"ok": true, "dropped": dropped})),
             format!("dropped {dropped}"),
         )
+    }
+
+    /// `POST /control/revoke` with a token as the body: the server refuses it from now on.
+    async fn revoke(&self, req: Request<Incoming>) -> Resp {
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return json_resp(400, &json!({"error": "could not read body"})),
+        };
+        let token = String::from_utf8_lossy(&body).trim().to_string();
+        match identity::signed_uti(&self.signer, &token) {
+            Ok(uti) => {
+                let known = {
+                    let mut book = self.book();
+                    let known = book.issued.contains_key(&uti);
+                    if known {
+                        book.revoked.insert(uti);
+                    }
+                    known
+                };
+                if known {
+                    with_note(json_resp(200, &json!({"ok": true, "revoked": true})), "revoked")
+                } else {
+                    json_resp(400, &json!({"error": "not a token of this emulator run"}))
+                }
+            }
+            Err(e) => json_resp(400, &json!({"error": format!("not a token this emulator signed: {e}")})),
+        }
     }
 
     async fn add_faults(&self, req: Request<Incoming>) -> Resp {
@@ -1002,7 +1035,9 @@ impl Emulator {
         }
     }
 
-    async fn control_mint(&self, req: Request<Incoming>) -> Resp {
+    /// `GET /control/mint`: a new token on every call (`lifetime` in seconds, default the
+    /// emulator's); `GET /control/current`: the kept token the token endpoints hand out.
+    async fn control_mint(&self, req: Request<Incoming>, kept: bool) -> Resp {
         self.shared().stats.mint_requests += 1;
         let q = Params(form_decode(req.uri().query().unwrap_or("")));
         let key = q.value("identity").unwrap_or("dev");
@@ -1016,9 +1051,15 @@ impl Emulator {
             return json_resp(400, &json!({"error": "resource (or scope) is required"}));
         };
         let aud = identity::audience(resource.trim());
-        let (issued, note) = match self.issue(&FaultAction::None, ident, &aud).await {
-            Ok(x) => x,
-            Err(r) => return r,
+        let lifetime = match q.value("lifetime").map(|v| v.trim().parse::<u64>()) {
+            None => self.cfg.lifetime,
+            Some(Ok(n)) if n >= 1 => n,
+            Some(_) => return json_resp(400, &json!({"error": "lifetime must be a whole number of seconds, at least 1"})),
+        };
+        let (issued, note) = if kept {
+            self.issue(&FaultAction::None, ident, &aud).await
+        } else {
+            (self.new_token(ident, &aud, lifetime), format!("{}, new token", ident.key))
         };
         let body = match q.value("format").unwrap_or("az") {
             "azd" => json!({"token": issued.token, "expiresOn": rfc3339_utc(issued.exp)}),
@@ -1055,6 +1096,75 @@ mod tests {
         assert_eq!(p[1].1, "https://x.y/");
         assert_eq!(p[2], ("flag".into(), "".into()));
         assert_eq!(p[3].1, "%zz%4");
+    }
+
+    fn emulator() -> Emulator {
+        let cfg = Config {
+            identity_header: "h".into(),
+            secret: "s".into(),
+            lifetime: 3600,
+            refresh_in: None,
+            https_base: "https://127.0.0.1:1".into(),
+            local_offset: UtcOffset::UTC,
+            arc_key_path: "/nonexistent".into(),
+            arc_key: "k".into(),
+        };
+        Emulator::new(cfg, None, Vec::new()).unwrap()
+    }
+
+    fn dn(role: &str) -> Vec<u8> {
+        format!("{LDAP_DN_PREFIX}{role}{LDAP_DN_SUFFIX}").into_bytes()
+    }
+
+    #[tokio::test]
+    async fn login_check() {
+        let emu = emulator();
+        let sys = identity::by_key("system").unwrap();
+        let app = dn("pgentra-app");
+        // Two different tokens for the same identity both log in; so does the kept one.
+        let a = emu.new_token(sys, identity::PG_AUDIENCE, 3600).token;
+        let b = emu.new_token(sys, identity::PG_AUDIENCE, 3600).token;
+        assert_ne!(a, b);
+        assert!(emu.check_login(&app, a.as_bytes()).is_ok());
+        assert!(emu.check_login(&app, b.as_bytes()).is_ok());
+        let (kept, _) = emu.token_for(sys, identity::PG_AUDIENCE).await;
+        assert!(emu.check_login(&app, kept.token.as_bytes()).is_ok());
+        // The wrong DN shape, another identity's role, the wrong audience, a tampered token.
+        assert!(emu.check_login(b"pgentra-app", a.as_bytes()).unwrap_err().contains("is not cn="));
+        assert!(emu.check_login(&dn("pgentra-uami"), a.as_bytes()).unwrap_err().contains("a token of system"));
+        let graph = emu.new_token(sys, "https://graph.microsoft.com", 3600).token;
+        assert!(emu.check_login(&app, graph.as_bytes()).unwrap_err().contains("wrong audience"));
+        let mut tampered = a.clone().into_bytes();
+        let i = tampered.len() - 5;
+        tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+        assert!(emu.check_login(&app, &tampered).is_err());
+        assert!(emu.check_login(&app, &[0xff, 0xfe]).is_err());
+        // Signed with this key but never recorded (not issued in this run): refused.
+        let stray = identity::mint(&emu.signer, sys, identity::PG_AUDIENCE, now_secs(), now_secs() + 60).token;
+        assert!(emu.check_login(&app, stray.as_bytes()).unwrap_err().contains("not a token of this run"));
+        // Revoked: that one only.
+        emu.book().revoked.insert(identity::signed_uti(&emu.signer, &a).unwrap());
+        assert!(emu.check_login(&app, a.as_bytes()).unwrap_err().contains("revoked"));
+        assert!(emu.check_login(&app, b.as_bytes()).is_ok());
+        // A rotation refuses every earlier token; later ones log in.
+        assert_eq!(emu.rotate().await.status(), 200);
+        assert!(emu.check_login(&app, b.as_bytes()).unwrap_err().contains("before a rotation"));
+        assert!(emu.check_login(&app, kept.token.as_bytes()).is_err());
+        let (after, fresh) = emu.token_for(sys, identity::PG_AUDIENCE).await;
+        assert!(fresh, "the rotation dropped the kept token");
+        assert!(emu.check_login(&app, after.token.as_bytes()).is_ok());
+        let s = emu.shared().stats.clone();
+        assert_eq!((s.logins_accepted, s.logins_refused), (5, 9));
+    }
+
+    #[tokio::test]
+    async fn expired_tokens_are_refused() {
+        let emu = emulator();
+        let sys = identity::by_key("system").unwrap();
+        let t = emu.new_token(sys, identity::PG_AUDIENCE, 1).token;
+        assert!(emu.check_login(&dn("pgentra-app"), t.as_bytes()).is_ok());
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert!(emu.check_login(&dn("pgentra-app"), t.as_bytes()).unwrap_err().contains("expired"));
     }
 
     #[test]

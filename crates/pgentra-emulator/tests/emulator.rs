@@ -187,3 +187,108 @@ fn managed_identity_endpoint() {
     let s: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(s["msi_requests"], 0);
 }
+
+fn ber(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    if content.len() < 0x80 {
+        out.push(content.len() as u8);
+    } else {
+        out.extend([0x82, (content.len() >> 8) as u8, content.len() as u8]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A simple BindRequest as PostgreSQL's libldap sends it (see ldap.rs).
+fn bind_request(id: u8, dn: &str, password: &str) -> Vec<u8> {
+    let mut bind = ber(0x02, &[3]);
+    bind.extend(ber(0x04, dn.as_bytes()));
+    bind.extend(ber(0x80, password.as_bytes()));
+    let mut msg = ber(0x02, &[id]);
+    msg.extend(ber(0x60, &bind));
+    ber(0x30, &msg)
+}
+
+/// Sends `bytes` on one LDAP connection; returns everything read until the server closes or
+/// `replies` BindResponses arrived, and whether it closed.
+fn ldap_exchange(port: &str, bytes: &[u8], replies: usize) -> (Vec<u8>, bool) {
+    let mut s = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // In pieces, as TCP may deliver them; garbage at once (the server closes on its first bytes,
+    // and what it has not read would turn its close into a reset).
+    let piece = if bytes.first() == Some(&0x30) && bytes.len() > 8 { 7 } else { bytes.len().max(1) };
+    for chunk in bytes.chunks(piece) {
+        if s.write_all(chunk).is_err() {
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if replies > 0 && out.len() >= 14 * replies {
+            return (out, false);
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("ldap read: {e} after {out:?}"),
+        }
+    }
+}
+
+#[test]
+fn token_checks_over_ldap_and_control_endpoints() {
+    let emu = start();
+    let http = emu.env["PGENTRA_EMULATOR_HTTP"].clone();
+    let port = emu.env["PGENTRA_EMULATOR_LDAP_PORT"].clone();
+    assert!(emu.env["PGENTRA_EMULATOR_HBA"].contains(&format!("ldapport={port}")));
+    let res = "https%3A%2F%2Fossrdbms-aad.database.windows.net";
+    let mint = |q: &str| {
+        let (st, body) = request(&http, "GET", &format!("/control/mint?{q}"), &[], "");
+        assert_eq!(st, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["accessToken"].as_str().unwrap().to_string()
+    };
+    // A new token on every mint; /control/current keeps one.
+    let a = mint(&format!("identity=system&resource={res}"));
+    let b = mint(&format!("identity=system&resource={res}"));
+    assert_ne!(a, b);
+    let current = |id: &str| {
+        let (_, body) = request(&http, "GET", &format!("/control/current?identity={id}&resource={res}"), &[], "");
+        serde_json::from_str::<Value>(&body).unwrap()["accessToken"].as_str().unwrap().to_string()
+    };
+    assert_eq!(current("system"), current("system"));
+    let short = mint(&format!("identity=system&resource={res}&lifetime=1"));
+    let c = claims(&short);
+    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 1);
+    assert_eq!(request(&http, "GET", &format!("/control/mint?identity=system&resource={res}&lifetime=0"), &[], "").0, 400);
+
+    let dn = "cn=pgentra-app,dc=pgentra,dc=emulator";
+    let success = [0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00];
+    let refused = [0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 49, 0x04, 0x00, 0x04, 0x00];
+    // Bind then unbind, as PostgreSQL does: the answer, then the server closes.
+    let mut both = bind_request(1, dn, &a);
+    both.extend([0x30, 0x05, 0x02, 0x01, 0x02, 0x42, 0x00]);
+    assert_eq!(ldap_exchange(&port, &both, 0), (success.to_vec(), true));
+    assert_eq!(ldap_exchange(&port, &bind_request(1, dn, &b), 1).0, success);
+    assert_eq!(ldap_exchange(&port, &bind_request(1, dn, "not a token"), 1).0, refused);
+    assert_eq!(ldap_exchange(&port, &bind_request(1, "cn=pgentra-uami,dc=pgentra,dc=emulator", &a), 1).0, refused);
+    // Revoke: that token only.
+    assert_eq!(request(&http, "POST", "/control/revoke", &[], &a).0, 200);
+    assert_eq!(request(&http, "POST", "/control/revoke", &[], "a.b.c").0, 400);
+    assert_eq!(ldap_exchange(&port, &bind_request(1, dn, &a), 1).0, refused);
+    assert_eq!(ldap_exchange(&port, &bind_request(1, dn, &b), 1).0, success);
+    // Rotate: every earlier token.
+    assert_eq!(request(&http, "POST", "/control/rotate", &[], "").0, 200);
+    assert_eq!(ldap_exchange(&port, &bind_request(1, dn, &b), 1).0, refused);
+    let fresh = mint(&format!("identity=system&resource={res}"));
+    assert_eq!(ldap_exchange(&port, &bind_request(1, dn, &fresh), 1).0, success);
+    // Garbage: a notice of disconnection, then the server closes; it keeps serving others.
+    let (out, closed) = ldap_exchange(&port, b"GET / HTTP/1.1\r\n\r\n", 0);
+    assert!(closed && out.first() == Some(&0x30), "{out:?}");
+    let (out, closed) = ldap_exchange(&port, &[0x30, 0x84, 0x7f, 0xff, 0xff, 0xff], 0);
+    assert!(closed && !out.is_empty());
+    assert_eq!(ldap_exchange(&port, &bind_request(1, dn, &fresh), 1).0, success);
+    let (_, body) = request(&http, "GET", "/control/stats", &[], "");
+    let s: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((s["logins_accepted"].as_u64(), s["logins_refused"].as_u64()), (Some(5), Some(4)));
+}

@@ -71,8 +71,8 @@ func (e Env) Connector(t testing.TB) *pgentra.Connector {
 	return c
 }
 
-// Rotate makes the emulator forget the tokens it issued: the next identity request gets a new
-// token, and PostgreSQL then accepts only that one.
+// Rotate makes the server refuse every token issued so far: the next identity request gets a
+// new token, which logs in.
 func (e Env) Rotate(t testing.TB) {
 	t.Helper()
 	e.control(t, http.MethodPost, "/control/rotate")

@@ -291,10 +291,8 @@ fn a_cancel_request_stops_a_long_query() {
 fn sessions_after_a_forced_rotation_work() {
     let mut p = Proxy::start(&[]);
     assert_eq!(current_user_via(p.port, "127.0.0.1"), "pgentra-app");
-    // Rotate and mint: the role's password becomes a new token; the proxy's cached one is
-    // refused, dropped and replaced once.
+    // Rotate: the proxy's cached token is refused, dropped and replaced once.
     control("POST", "/control/rotate", "");
-    control("GET", "/control/mint?identity=system&resource=https%3A%2F%2Fossrdbms-aad.database.windows.net", "");
     let before = stat("msi_requests");
     assert_eq!(current_user_via(p.port, "127.0.0.1"), "pgentra-app");
     assert_eq!(stat("msi_requests"), before + 1, "one identity request for the fresh token");
@@ -515,7 +513,6 @@ fn pgpass_writes_a_0600_line_that_psql_uses_and_replaces_it() {
 
     // A second run after a rotation replaces the line (no append), and the new token works.
     control("POST", "/control/rotate", "");
-    control("GET", "/control/mint?identity=system&resource=https%3A%2F%2Fossrdbms-aad.database.windows.net", "");
     // The shared entry still holds the old, unexpired token: a new process would serve it
     // until a refusal invalidates it. This test is about the file's rewrite, so start empty.
     clear_shared_cache();

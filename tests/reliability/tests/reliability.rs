@@ -29,7 +29,7 @@ fn repeat(fault: &str, n: usize) -> String {
 
 /// The token the emulator currently hands out for an identity (`system`, `uami`, `sp`, ...).
 fn current_token(identity: &str) -> String {
-    let body = control("GET", &format!("/control/mint?identity={identity}&resource={SCOPE_RESOURCE}"), "");
+    let body = control("GET", &format!("/control/current?identity={identity}&resource={SCOPE_RESOURCE}"), "");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     v["accessToken"].as_str().unwrap().to_string()
 }
