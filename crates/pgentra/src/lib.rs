@@ -58,8 +58,15 @@ pub fn init_logging() {
         if level.is_empty() {
             return;
         }
-        let filter = tracing_subscriber::EnvFilter::try_new(format!("pgentra={level}"))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("pgentra=debug"));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        // A level for pgentra's own targets (`debug`, `info`, ...); anything else means `debug`.
+        // `Targets` rather than `EnvFilter`: the latter brings a regex engine into every binding.
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        let level = level.trim().parse().unwrap_or(tracing_subscriber::filter::LevelFilter::DEBUG);
+        let filter = tracing_subscriber::filter::Targets::new().with_target("pgentra", level);
+        let _ = tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(filter)
+            .try_init();
     }
 }
