@@ -229,6 +229,15 @@ public final class PgEntra implements AutoCloseable {
         }
     }
 
+    /** Drops the cached token (if any), so that the next call acquires a new one. */
+    public void invalidate() {
+        try {
+            Native.invalidateIf(handle(), null);
+        } finally {
+            Reference.reachabilityFence(this);
+        }
+    }
+
     /** How many token requests this connector has made. */
     public long tokenRequests() {
         try {

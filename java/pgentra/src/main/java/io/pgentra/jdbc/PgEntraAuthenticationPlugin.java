@@ -116,6 +116,8 @@ public final class PgEntraAuthenticationPlugin implements AuthenticationPlugin {
                 }
             } else if (name.equals(PgEntra.CONNECTOR_PROPERTY)) {
                 continue; // a live connector of this JVM: see connector()
+            } else if (name.equals(PgEntraDataSource.ATTEMPT_PROPERTY)) {
+                continue; // one PgEntraDataSource.getConnection call: see getPassword()
             } else if (name.startsWith("pgentra.")) {
                 o.put(snake(name.substring("pgentra.".length())), value);
             }
@@ -198,7 +200,9 @@ public final class PgEntraAuthenticationPlugin implements AuthenticationPlugin {
         String mode = SslMode.of(info).value;
         try {
             c.checkPgjdbcConnection(info.getProperty("PGHOST"), mode, info.getProperty("sslfactory"));
-            return c.token();
+            char[] token = c.token();
+            PgEntraDataSource.handed(info.getProperty(PgEntraDataSource.ATTEMPT_PROPERTY), c, token);
+            return token;
         } catch (PgEntraException e) {
             throw psql(e);
         }
