@@ -143,10 +143,13 @@ def check_served(answers: list, folder: Path, started: float, max_requests: int)
     assert len(per_pid) >= REQUESTS // max_requests, f"only {len(per_pid)} worker processes served"
     tokens = {a["token"] for a in answers}
     requests = msi_requests()
+    assert entries(folder), f"no shared entry: {len(per_pid)} worker processes made {requests} identity requests"
     assert requests == allowed_requests(folder, started), (
         f"{len(per_pid)} worker processes made {requests} identity requests ({len(tokens)} tokens)"
     )
     assert len(tokens) == 1, f"{len(tokens)} tokens"
+    print(f"\n{REQUESTS} requests served by {len(per_pid)} worker processes in {time.time() - started:.1f} s: "
+          f"{requests} identity request(s)")
     assert entry(folder)["token"] and fingerprint(entry(folder)["token"]) in tokens
 
 
