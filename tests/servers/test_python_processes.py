@@ -84,4 +84,6 @@ def test_processes_at_once_make_one_request(n, tmp_path):
     assert len(tokens) == 1 and fingerprint(entry(folder)["token"]) == fingerprint(tokens.pop())
     print(f"\n{n} Python processes: spawned in {spawned - started:.1f} s, gate open after {released - started:.1f} s, "
           f"all done {done - released:.1f} s after the gate, {done - started:.1f} s in all")
-    assert done - started < 60, f"{n} processes took {done - started:.0f} s"
+    # A guard against a hang, not a benchmark: 1,000 take 25-45 s on 2 cores shared with other
+    # builds (bench/results.md), most of it starting the interpreters.
+    assert done - started < 120, f"{n} processes took {done - started:.0f} s"
