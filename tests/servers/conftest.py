@@ -61,6 +61,14 @@ def cache_folder(name: str) -> Path:
     return d
 
 
+def socket_path(name: str) -> str:
+    """A unix socket path for a server, short enough for sun_path (108 bytes) wherever pytest
+    keeps its temporary folders."""
+    p = Path(os.environ["PGENTRA_TEST_DIR"]) / f"{name}.sock"
+    p.unlink(missing_ok=True)
+    return str(p)
+
+
 def shared_env(folder: Path) -> dict:
     """The environment of an App Service app with a system-assigned managed identity and
     Service Connector's connection string, sharing tokens through `folder`."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import HERE, cache_folder, check_served, reset, serve, shared_env, stop, wait_for
+from conftest import HERE, cache_folder, check_served, reset, serve, shared_env, socket_path, stop, wait_for
 
 MAX_REQUESTS = 10
 
@@ -45,7 +46,7 @@ def get(sock_path: str) -> dict:
 @pytest.mark.parametrize("preload", [False, True], ids=["workers-import-the-app", "preload"])
 def test_gunicorn_workers_share_one_token(preload, tmp_path):
     folder = cache_folder(f"gunicorn-{preload}")
-    sock = str(tmp_path / "gunicorn.sock")
+    sock = socket_path(f"gunicorn-{preload}")
     log = tmp_path / "gunicorn.log"
     cmd = [
         sys.executable, "-m", "gunicorn",
@@ -60,7 +61,7 @@ def test_gunicorn_workers_share_one_token(preload, tmp_path):
     with open(log, "ab") as out:
         server = subprocess.Popen(cmd, env=shared_env(folder), stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: server.poll() is not None or (tmp_path / "gunicorn.sock").exists(), "gunicorn's socket")
+        wait_for(lambda: server.poll() is not None or os.path.exists(sock), "gunicorn's socket")
         assert server.poll() is None, f"gunicorn exited: {log.read_text()}"
         answers = serve(lambda _: get(sock))
         check_served(answers, folder, started, MAX_REQUESTS)

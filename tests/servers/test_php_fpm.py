@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import time
 
-from conftest import HERE, ROOT, cache_folder, check_served, reset, serve, shared_env, stop, wait_for
+from conftest import HERE, ROOT, cache_folder, check_served, reset, serve, shared_env, socket_path, stop, wait_for
 import fastcgi
 
 MAX_CHILDREN = 8
@@ -26,7 +26,7 @@ def fpm_binary() -> str:
     return found
 
 
-def config(tmp, env: dict) -> str:
+def config(tmp, sock: str, env: dict) -> str:
     root = os.geteuid() == 0
     lines = [
         "[global]",
@@ -35,7 +35,7 @@ def config(tmp, env: dict) -> str:
         "daemonize = no",
         "[app]",
         *(["user = root", "group = root"] if root else []),
-        f"listen = {tmp}/fpm.sock",  # a unix socket only
+        f"listen = {sock}",  # a unix socket only
         "listen.mode = 0600",
         "pm = static",
         f"pm.max_children = {MAX_CHILDREN}",
@@ -54,10 +54,10 @@ def test_php_fpm_children_share_one_token(tmp_path):
     env = shared_env(folder)
     so = os.environ.get("PGENTRA_PHP_EXTENSION") or str(ROOT / "dist" / "php" / "pgentra.so")
     assert os.path.isfile(so), f"no {so}: run php/build.sh"
-    cmd = [fpm_binary(), "--nodaemonize", "--fpm-config", config(tmp_path, env), "-d", f"extension={so}"]
+    sock = socket_path("php-fpm")
+    cmd = [fpm_binary(), "--nodaemonize", "--fpm-config", config(tmp_path, sock, env), "-d", f"extension={so}"]
     if os.geteuid() == 0:
         cmd.append("--allow-to-run-as-root")
-    sock = str(tmp_path / "fpm.sock")
     script = str(HERE / "fpm" / "connect.php")
     reset()
     started = time.time()
