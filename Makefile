@@ -7,7 +7,7 @@ HARNESS := tests/harness/with-harness.sh
 # own tool chains (maturin, napi, ...).
 SEL := --workspace $(foreach b,$(wildcard bindings/*/Cargo.toml),--exclude pgentra-$(notdir $(patsubst %/,%,$(dir $(b)))))
 
-.PHONY: all deps build-core build demo test test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java bench clean
+.PHONY: all deps build-core build demo test test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java test-servers bench clean
 
 all: build
 
@@ -45,7 +45,7 @@ SHARED = PGENTRA_SHARED_CACHE=1
 
 test: build
 	$(CARGO) test --release --locked $(SEL) --no-run -q
-	$(HARNESS) $(MAKE) --no-print-directory test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java
+	$(HARNESS) $(MAKE) --no-print-directory test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java test-servers
 
 # Unit, property, vector, emulator and end-to-end tests (one thread: the e2e tests share the
 # emulator's counters).
@@ -92,6 +92,11 @@ test-java:
 # .NET over the C ABI, compiled and run with Mono; ADO.NET output read by DbConnectionStringBuilder.
 test-dotnet:
 	dotnet/test.sh
+
+# The shared token cache (issue #16) with real servers and processes: gunicorn and PHP-FPM
+# serving 500 requests, 64 and 1,000 Python processes at once, a writer killed mid-write.
+test-servers:
+	tests/servers/test.sh
 
 # Criterion benchmarks of the core, then Python, Node.js and Go against the Azure SDKs (bench/results.md).
 bench: build

@@ -13,6 +13,7 @@ python3 -c 'import asyncpg' 2>/dev/null || missing+=(asyncpg)
 python3 -c 'import sqlalchemy' 2>/dev/null || missing+=(sqlalchemy)
 python3 -c 'import greenlet' 2>/dev/null || missing+=(greenlet)
 python3 -c 'import django' 2>/dev/null || missing+=(django)
+python3 -c 'import gunicorn' 2>/dev/null || missing+=(gunicorn)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "python deps: pip install ${missing[*]}"
   PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --disable-pip-version-check --retries 1 "${missing[@]}"

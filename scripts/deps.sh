@@ -11,6 +11,10 @@ have unshare || need_apt+=(util-linux)
 have ip || need_apt+=(iproute2)
 have runuser || need_apt+=(util-linux)
 have valgrind || need_apt+=(valgrind)
+# A writer of the shared token cache killed mid-write (gdb) and at its rename (strace):
+# tests/servers.
+have gdb || need_apt+=(gdb)
+have strace || need_apt+=(strace)
 have gcc || need_apt+=(gcc)
 have g++ || need_apt+=(g++)
 [ -f /usr/include/postgresql/libpq-fe.h ] || need_apt+=(libpq-dev)
