@@ -6,9 +6,14 @@ const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 const { Sequelize, QueryTypes } = require('sequelize');
 const createKnex = require('knex');
+const pg = require('pg');
 const pgentra = require('..');
 const { Connector } = pgentra;
-const { libpq, rotate } = require('../test-support/harness.js');
+const { libpq, rotate, revoke, stats } = require('../test-support/harness.js');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const identityRequests = async () => (await stats()).msi_requests;
+const isRefusal = (e) => (e.original || e.parent || e).code === '28P01';
 
 describe('Sequelize', () => {
   test('sequelizeOptions(): a query runs as pgentra-app over TLS', async () => {
@@ -59,6 +64,37 @@ describe('Sequelize', () => {
       await sequelize.close();
     }
   });
+
+  test('a refused cached token is dropped and the connection made once more (one identity request)', async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const sequelize = new Sequelize(pgentra.sequelize.options(c, { logging: false, pool: { max: 1, idle: 50, evict: 20 } }));
+    try {
+      const one = () => sequelize.query('select current_user as u', { type: QueryTypes.SELECT, plain: true });
+      assert.equal((await one()).u, 'pgentra-app');
+      const held = await c.getToken();
+      await revoke(held); // the server refuses the token the cache still holds from now on
+      await sleep(200); // the idle connection is evicted: the next query logs in again
+      const before = await identityRequests();
+      assert.equal((await one()).u, 'pgentra-app');
+      assert.equal((await identityRequests()) - before, 1, 'one new token for the refusal');
+      assert.notEqual(await c.getToken(), held);
+    } finally {
+      await sequelize.close();
+    }
+  });
+
+  test('10 connects as a role that does not exist make at most 2 identity requests', async () => {
+    const c = new Connector({ connectionString: libpq('user=no_such_role') });
+    const sequelize = new Sequelize(pgentra.sequelize.options(c, { logging: false, pool: { max: 1 } }));
+    try {
+      const before = await identityRequests();
+      for (let i = 0; i < 10; i++) await assert.rejects(sequelize.authenticate(), isRefusal);
+      const n = (await identityRequests()) - before;
+      assert.ok(n >= 1 && n <= 2, `10 failed connects made ${n} identity requests`);
+    } finally {
+      await sequelize.close();
+    }
+  });
 });
 
 describe('Knex', () => {
@@ -99,6 +135,41 @@ describe('Knex', () => {
     } finally {
       await knex.destroy();
       delete process.env.AZURE_POSTGRESQL_CONNECTIONSTRING;
+    }
+  });
+
+  test('connectionPool: pool(pg): a refused cached token is dropped and the connection made once more (one identity request)', async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const pool = await c.pool(pg, { max: 1, idleTimeoutMillis: 20 });
+    const knex = createKnex({ client: 'pg', connectionPool: pool });
+    try {
+      const user = async () => (await knex.raw('select current_user as u')).rows[0].u;
+      assert.equal(await user(), 'pgentra-app');
+      const held = await c.getToken();
+      await revoke(held);
+      await sleep(100); // the idle client is closed: the next query logs in again
+      const before = await identityRequests();
+      assert.equal(await user(), 'pgentra-app');
+      assert.equal((await identityRequests()) - before, 1, 'one new token for the refusal');
+      assert.notEqual(await c.getToken(), held);
+    } finally {
+      await knex.destroy();
+      await pool.end();
+    }
+  });
+
+  test('connectionPool: 10 connects as a role that does not exist make at most 2 identity requests', async () => {
+    const c = new Connector({ connectionString: libpq('user=no_such_role') });
+    const pool = await c.pool(pg, { max: 1 });
+    const knex = createKnex({ client: 'pg', connectionPool: pool });
+    try {
+      const before = await identityRequests();
+      for (let i = 0; i < 10; i++) await assert.rejects(knex.raw('select 1'), isRefusal);
+      const n = (await identityRequests()) - before;
+      assert.ok(n >= 1 && n <= 2, `10 failed connects made ${n} identity requests`);
+    } finally {
+      await knex.destroy();
+      await pool.end();
     }
   });
 });
