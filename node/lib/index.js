@@ -359,7 +359,9 @@ class Connector {
   /**
    * A `password` function for node-postgres: every new connection gets a current token. It
    * notes on the pg Client it serves which token it gave, so that a refusal can drop exactly
-   * that token (see `pool()` and `connectClient()`).
+   * that token (see `pool()` and `connectClient()`), and drops it itself when the server
+   * answers the login with SQLSTATE 28P01: a plain `pg.Pool` or Knex's connection function
+   * then fails that one connection, and the next one gets a new token.
    */
   passwordFunction(overrides) {
     const self = this;
@@ -368,8 +370,13 @@ class Connector {
       if (typeof p.password !== 'string') {
         throw configError(`no password and no token for ${p.user || 'the user'}: configure a password or remove credential 'password'`);
       }
-      // node-postgres calls `client.password()`: `this` is the Client.
-      if (this && typeof this === 'object') this[HANDED] = p.password;
+      // node-postgres calls `client.password()`: `this` is the Client, `this.connection` its
+      // protocol connection, which emits the server's ErrorResponse as 'errorMessage'.
+      if (this && typeof this === 'object') {
+        this[HANDED] = p.password;
+        const con = this.connection;
+        if (con && typeof con.once === 'function') con.once('errorMessage', (msg) => self.#refusedToken(msg, p.password));
+      }
       return p.password;
     };
   }

@@ -97,14 +97,17 @@ describe('Sequelize', () => {
   });
 });
 
+/** Knex with pgentra's connection function and a pool of one that closes idle connections fast. */
+const reapingKnex = (c) => createKnex({
+  client: 'pg',
+  connection: pgentra.knex.connection(c),
+  pool: { min: 0, max: 1, idleTimeoutMillis: 50, reapIntervalMillis: 20 },
+});
+
 describe('Knex', () => {
   test('connection: an async function returning a fresh config', async () => {
     const c = new Connector({ connectionString: libpq() });
-    const knex = createKnex({
-      client: 'pg',
-      connection: pgentra.knex.connection(c),
-      pool: { min: 0, max: 1, idleTimeoutMillis: 50, reapIntervalMillis: 20 },
-    });
+    const knex = reapingKnex(c);
     try {
       const r = await knex.raw('select current_user as u, (select ssl from pg_stat_ssl where pid = pg_backend_pid()) as ssl');
       assert.deepEqual(r.rows, [{ u: 'pgentra-app', ssl: true }]);
@@ -121,6 +124,24 @@ describe('Knex', () => {
       assert.equal(after.rows[0].u, 'pgentra-app');
       assert.notEqual(after.rows[0].pid, pid, 'a new connection');
       assert.equal(c.tokenRequests, 2);
+    } finally {
+      await knex.destroy();
+    }
+  });
+
+  test('connection function: a refused cached token fails one query and is dropped; the next query gets a new token', async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const knex = reapingKnex(c);
+    try {
+      const user = async () => (await knex.raw('select current_user as u')).rows[0].u;
+      assert.equal(await user(), 'pgentra-app');
+      const held = await c.getToken();
+      await revoke(held);
+      await sleep(200); // the idle connection is reaped
+      const before = await identityRequests();
+      await assert.rejects(knex.raw('select 1'), isRefusal); // Knex gives no way to retry here
+      assert.equal(await user(), 'pgentra-app');
+      assert.equal((await identityRequests()) - before, 1, 'one new token, at the next connection');
     } finally {
       await knex.destroy();
     }
