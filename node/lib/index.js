@@ -394,7 +394,7 @@ class Connector {
    * The one refusal rule of the Node integrations: `err` (or the driver error a framework wraps
    * in `original`/`parent`) has SQLSTATE 28P01 and `sent` is the token that connection sent.
    * Then `sent` is dropped with compare-and-invalidate (the core keeps a token it fetched right
-   * after a refusal: see REFUSAL_HOLD) and the caller connects once more.
+   * after a refusal: see REFUSAL_HOLD); a caller that can connects once more when this is true.
    */
   #refusedToken(err, sent) {
     const cause = err && err.code !== '28P01' && typeof err === 'object' ? err.original || err.parent : err;
