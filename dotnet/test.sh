@@ -3,7 +3,8 @@
 # them with mono against target/release/libpgentra.so. The token tests need the harness:
 #   cd /work/main && tests/harness/with-harness.sh dotnet/test.sh
 # (set PGENTRA_REQUIRE_HARNESS=0 to let them skip outside it). dotnet/deps.sh installs Mono.
-# PgEntra.Npgsql/ is not compiled: Npgsql is not available here (no NuGet).
+# PgEntra.Npgsql/ is not compiled: Npgsql is not available here (no NuGet, and Debian packages no
+# Npgsql); it is only checked for syntax (mcs --parse).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -18,6 +19,8 @@ done
 out=$(mktemp -d /tmp/pgentra-dotnet.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
+echo "== mcs --parse PgEntra.Npgsql (syntax only: no Npgsql here)"
+mcs --parse "$here"/PgEntra.Npgsql/*.cs
 echo "== mcs PgEntra.dll"
 mcs -nologo -target:library -warnaserror+ -out:"$out/PgEntra.dll" -doc:"$out/PgEntra.xml" "$here"/PgEntra/*.cs
 echo "== mcs Tests.exe"

@@ -1,8 +1,10 @@
-// Npgsql integration of pgentra. Compiled only where Npgsql (7.0 or newer) is available: it is
-// not on the Mono build machine (no NuGet), so dotnet/test.sh leaves this file out. Build it with
-// PgEntra.Npgsql.csproj (dotnet SDK, NuGet) or add it to a project that references Npgsql.
+// Npgsql integration of pgentra. Compiled only where Npgsql (8.0 or newer) is available: it is
+// not on the Mono build machine (no NuGet, and Debian packages no Npgsql), so dotnet/test.sh leaves
+// this file out. Build it with PgEntra.Npgsql.csproj (dotnet SDK, NuGet) or add it to a project
+// that references Npgsql 8 or newer.
 using System;
 using System.Data.Common;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Tasks;
 using Npgsql;
@@ -19,23 +21,17 @@ namespace PgEntra.Npgsql
     /// var builder = new NpgsqlDataSourceBuilder();          // empty: host, port, database, user and
     /// builder.UsePgEntra(connector);                        // SSL mode come from pgentra
     /// await using var dataSource = builder.Build();
-    /// await using var conn = await dataSource.OpenConnectionAsync();
+    /// await using var conn = await dataSource.OpenPgEntraConnectionAsync(connector);
     /// </code>
     /// </example>
     public static class NpgsqlDataSourceBuilderExtensions
     {
-        /// <summary>How often the password (token) is fetched again by default. The connector caches
-        /// the token and refreshes it ahead of expiry, so a fetch is usually a cache read.</summary>
-        public static readonly TimeSpan DefaultRefreshInterval = TimeSpan.FromMinutes(5);
-
-        /// <summary>How soon a failed fetch is retried by default.</summary>
-        public static readonly TimeSpan DefaultRetryInterval = TimeSpan.FromSeconds(10);
-
         /// <summary>
         /// Uses <paramref name="connector"/>'s current password (an Entra ID token, or the configured
         /// password in secret mode) for every new physical connection, through Npgsql's
-        /// <c>UsePeriodicPasswordProvider</c> (refresh every 5 minutes, retry after 10 seconds on
-        /// failure).
+        /// <c>UsePasswordProvider</c> (Npgsql 8 and newer): each physical open asks the connector,
+        /// whose cache answers without I/O until its refresh point, so no connection gets a token
+        /// older than the cache's.
         /// </summary>
         /// <remarks>
         /// When the builder's connection string has no Host, the host, port, database, user name and
@@ -43,17 +39,11 @@ namespace PgEntra.Npgsql
         /// connection string must not contain a Password (Npgsql refuses a password together with a
         /// password provider). The configuration is checked here (a ConfigurationException or
         /// TlsPolicyException is thrown now, not at the first connection), which may acquire a first
-        /// token. The connector must outlive the data source.
+        /// token. The connector must outlive the data source. Open connections with
+        /// <see cref="OpenPgEntraConnectionAsync"/> (or <see cref="OpenPgEntraConnection"/>) to
+        /// recover from a refused token.
         /// </remarks>
         public static NpgsqlDataSourceBuilder UsePgEntra(this NpgsqlDataSourceBuilder builder, Connector connector)
-        {
-            return UsePgEntra(builder, connector, DefaultRefreshInterval, DefaultRetryInterval);
-        }
-
-        /// <summary>As <see cref="UsePgEntra(NpgsqlDataSourceBuilder, Connector)"/>, with explicit
-        /// refresh and retry intervals.</summary>
-        public static NpgsqlDataSourceBuilder UsePgEntra(this NpgsqlDataSourceBuilder builder, Connector connector,
-            TimeSpan refreshInterval, TimeSpan retryInterval)
         {
             if (builder == null) throw new ArgumentNullException(nameof(builder));
             if (connector == null) throw new ArgumentNullException(nameof(connector));
@@ -80,15 +70,76 @@ namespace PgEntra.Npgsql
             if (string.IsNullOrEmpty(settings.Username))
                 settings.Username = Value(current, "User Id");
 
-            builder.UsePeriodicPasswordProvider(
+            builder.UsePasswordProvider(
+                _ => Sent(Value(Parse(connector.ConnectionString(Format.Ado)), "Password")),
                 async (_, cancellationToken) =>
                 {
                     string ado = await connector.ConnectionStringAsync(Format.Ado, cancellationToken).ConfigureAwait(false);
-                    return Value(Parse(ado), "Password");
-                },
-                refreshInterval,
-                retryInterval);
+                    return Sent(Value(Parse(ado), "Password"));
+                });
             return builder;
+        }
+
+        /// <summary>
+        /// Opens a connection of <paramref name="dataSource"/> (built with <see cref="UsePgEntra"/>).
+        /// When the server refuses the token a new physical connection sent (SQLSTATE 28P01, never a
+        /// message text; e.g. after the identity was deleted and created again), that token is
+        /// dropped with <see cref="Connector.InvalidateIf"/> (concurrent refusals cause one new
+        /// identity request; the core keeps a token it fetched right after a refusal) and the
+        /// connection is opened once more.
+        /// </summary>
+        public static async Task<NpgsqlConnection> OpenPgEntraConnectionAsync(this NpgsqlDataSource dataSource, Connector connector,
+            CancellationToken cancellationToken = default(CancellationToken))
+        {
+            if (dataSource == null) throw new ArgumentNullException(nameof(dataSource));
+            if (connector == null) throw new ArgumentNullException(nameof(connector));
+            var sent = new StrongBox<string>();
+            SentBox.Value = sent; // flows into the password provider of this open only
+            try
+            {
+                return await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (PostgresException e) when (e.SqlState == "28P01" && sent.Value != null)
+            {
+                connector.InvalidateIf(sent.Value);
+            }
+            return await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        /// <summary>As <see cref="OpenPgEntraConnectionAsync"/>, blocking.</summary>
+        public static NpgsqlConnection OpenPgEntraConnection(this NpgsqlDataSource dataSource, Connector connector)
+        {
+            if (dataSource == null) throw new ArgumentNullException(nameof(dataSource));
+            if (connector == null) throw new ArgumentNullException(nameof(connector));
+            var sent = new StrongBox<string>();
+            SentBox.Value = sent; // a synchronous method's change stays with the caller: undone below
+            try
+            {
+                try
+                {
+                    return dataSource.OpenConnection();
+                }
+                catch (PostgresException e) when (e.SqlState == "28P01" && sent.Value != null)
+                {
+                    connector.InvalidateIf(sent.Value);
+                }
+                return dataSource.OpenConnection();
+            }
+            finally
+            {
+                SentBox.Value = null;
+            }
+        }
+
+        // Where the password provider notes the token it gave, for the open that asked for it: an
+        // AsyncLocal holder set by OpenPgEntraConnection(Async) before it opens.
+        private static readonly AsyncLocal<StrongBox<string>> SentBox = new AsyncLocal<StrongBox<string>>();
+
+        private static string Sent(string password)
+        {
+            StrongBox<string> box = SentBox.Value;
+            if (box != null) box.Value = password;
+            return password;
         }
 
         private static string Quote(string v)

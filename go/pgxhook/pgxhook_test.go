@@ -15,7 +15,9 @@ import (
 	"github.com/pgentra/pgentra/go/pgxhook"
 )
 
-func currentUser(t *testing.T, pool *pgxpool.Pool) string {
+func currentUser(t *testing.T, pool interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -131,5 +133,97 @@ func TestBeforeConnectUnit(t *testing.T) {
 	}
 	if _, err := pgxhook.PoolConfig(context.Background(), bad); !errors.Is(err, pgentra.ErrTLSPolicy) {
 		t.Fatalf("PoolConfig error: %v", err)
+	}
+}
+
+// recoveringPool is pgxhook.NewPool on PoolConfig(c), closed at the end of the test.
+func recoveringPool(t *testing.T, c *pgentra.Connector) (*pgxhook.Pool, *pgxpool.Config) {
+	t.Helper()
+	cfg, err := pgxhook.PoolConfig(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxhook.NewPool(context.Background(), c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool, cfg
+}
+
+// A token the cache still holds is refused (revoked through the emulator): a pool made with
+// NewPool, and Connect, drop it (InvalidateIf) and connect once more, with exactly one new
+// identity request each, and without the application calling Invalidate.
+func TestRecoversFromARefusedCachedToken(t *testing.T) {
+	h := harness.Require(t)
+	ctx := context.Background()
+	c := h.Connector(t)
+	pool, cfg := recoveringPool(t, c)
+	if u := currentUser(t, pool); u != "pgentra-app" {
+		t.Fatalf("current_user = %q", u)
+	}
+	held, err := c.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Revoke(t, held)
+	pool.Reset() // the next query needs a new login
+	before := h.IdentityRequests(t)
+	if u := currentUser(t, pool); u != "pgentra-app" {
+		t.Fatalf("after the refusal: current_user = %q", u)
+	}
+	if n := h.IdentityRequests(t) - before; n != 1 {
+		t.Fatalf("the pool: %d identity requests to recover, want 1", n)
+	}
+
+	// One connection, with a connector of its own (the core keeps a token fetched right after a
+	// refusal for a few seconds: see REFUSAL_HOLD).
+	c2 := h.Connector(t)
+	conn, err := pgxhook.Connect(ctx, c2, cfg.ConnConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	held, err = c2.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Revoke(t, held)
+	before = h.IdentityRequests(t)
+	conn, err = pgxhook.Connect(ctx, c2, cfg.ConnConfig)
+	if err != nil {
+		t.Fatalf("Connect after the refusal: %v", err)
+	}
+	defer conn.Close(ctx)
+	var u string
+	if err := conn.QueryRow(ctx, "select current_user").Scan(&u); err != nil || u != "pgentra-app" {
+		t.Fatalf("current_user = %q, %v", u, err)
+	}
+	if n := h.IdentityRequests(t) - before; n != 1 {
+		t.Fatalf("Connect: %d identity requests to recover, want 1", n)
+	}
+}
+
+// Connections as a role the token is not for fail with SQLSTATE 28P01, and keep failing
+// without an identity request each (issue #17, item 3).
+func TestAWrongUserCostsAtMostTwoRequests(t *testing.T) {
+	h := harness.Require(t)
+	ctx := context.Background()
+	c, err := pgentra.New(pgentra.Options{ConnectionString: h.DSN() + " user=no_such_role", Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pool, _ := recoveringPool(t, c)
+	before := h.IdentityRequests(t)
+	for i := 0; i < 10; i++ {
+		err := pool.Ping(ctx)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "28P01" {
+			t.Fatalf("connect %d as a role that does not exist: %v, want SQLSTATE 28P01", i, err)
+		}
+	}
+	if n := h.IdentityRequests(t) - before; n > 2 {
+		t.Fatalf("10 failed connections made %d identity requests, want at most 2", n)
 	}
 }

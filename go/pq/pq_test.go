@@ -3,7 +3,6 @@ package pq_test
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -84,17 +83,6 @@ func TestSurvivesRotation(t *testing.T) {
 	}
 }
 
-func msiRequests(t *testing.T, h harness.Env) int {
-	t.Helper()
-	var s struct {
-		MSI int `json:"msi_requests"`
-	}
-	if err := json.Unmarshal([]byte(h.Stats(t)), &s); err != nil {
-		t.Fatal(err)
-	}
-	return s.MSI
-}
-
 // A token the cache still holds is refused (the emulator's rotation revokes it): the next
 // connection drops it (InvalidateIf) and reconnects once, with exactly one new identity
 // request, and without the application calling Invalidate.
@@ -110,11 +98,11 @@ func TestRecoversFromARefusedCachedToken(t *testing.T) {
 	db.SetMaxIdleConns(0)
 	db.SetConnMaxLifetime(time.Millisecond)
 	time.Sleep(5 * time.Millisecond)
-	before := msiRequests(t, h)
+	before := h.IdentityRequests(t)
 	if u := currentUser(t, db); u != "pgentra-app" {
 		t.Fatalf("after the refusal: current_user = %q", u)
 	}
-	if n := msiRequests(t, h) - before; n != 1 {
+	if n := h.IdentityRequests(t) - before; n != 1 {
 		t.Fatalf("%d identity requests to recover, want 1", n)
 	}
 }
@@ -131,7 +119,7 @@ func TestAWrongUserCostsAtMostTwoRequests(t *testing.T) {
 	defer c.Close()
 	db := sql.OpenDB(pq.NewConnector(c))
 	defer db.Close()
-	before := msiRequests(t, h)
+	before := h.IdentityRequests(t)
 	for i := 0; i < 10; i++ {
 		err := db.Ping()
 		var pe *libpq.Error
@@ -139,7 +127,7 @@ func TestAWrongUserCostsAtMostTwoRequests(t *testing.T) {
 			t.Fatalf("connect %d as a role that does not exist: %v, want SQLSTATE 28P01", i, err)
 		}
 	}
-	if n := msiRequests(t, h) - before; n > 2 {
+	if n := h.IdentityRequests(t) - before; n > 2 {
 		t.Fatalf("10 failed connections made %d identity requests, want at most 2", n)
 	}
 }

@@ -107,7 +107,7 @@ export interface SequelizeOptions {
   [key: string]: unknown;
 }
 
-/** Knex's `connection` option: an async function returning a config whose `password` fetches a current token. */
+/** Knex's `connection` option: an async function returning a config whose `password` fetches a current token (and drops a refused one; for a second try use `connectionPool: await pool(pg)`). */
 export type KnexConnection = () => Promise<PgConfig>;
 
 export type ErrorCode =
@@ -168,7 +168,7 @@ export declare class Connector {
   pgConfig<T extends object = {}>(overrides?: T): Promise<PgConfig & T>;
   /** The same without waiting; throws PGENTRA_CONFIG when the user must come from a token not yet cached. */
   pgConfigSync<T extends object = {}>(overrides?: T): PgConfig & T;
-  /** `{ beforeConnect }` for Sequelize's `hooks`. */
+  /** `{ beforeConnect }` for Sequelize's `hooks`; it also makes that Sequelize instance connect once more after a refused cached token (28P01). */
   sequelizeHooks(): SequelizeHooks;
   /** Complete options for `new Sequelize(options)`. */
   sequelizeOptions(overrides?: Record<string, unknown>): SequelizeOptions;

@@ -48,6 +48,8 @@ const NATIVE_ERROR = /^(PGENTRA_[A-Z_]+)(?: \[([^\]]+)\])?: ([\s\S]*)$/;
 
 /** Where the password function notes, on a pg Client, the token it gave. */
 const HANDED = Symbol('pgentra.handedToken');
+/** Marks a Sequelize connection manager whose connect() already recovers from a refused token. */
+const RECOVERS = Symbol('pgentra.recovers');
 
 function fromNative(err) {
   if (err instanceof PgEntraError) return err;
@@ -357,7 +359,9 @@ class Connector {
   /**
    * A `password` function for node-postgres: every new connection gets a current token. It
    * notes on the pg Client it serves which token it gave, so that a refusal can drop exactly
-   * that token (see `pool()` and `connectClient()`).
+   * that token (see `pool()` and `connectClient()`), and drops it itself when the server
+   * answers the login with SQLSTATE 28P01: a plain `pg.Pool` or Knex's connection function
+   * then fails that one connection, and the next one gets a new token.
    */
   passwordFunction(overrides) {
     const self = this;
@@ -366,8 +370,13 @@ class Connector {
       if (typeof p.password !== 'string') {
         throw configError(`no password and no token for ${p.user || 'the user'}: configure a password or remove credential 'password'`);
       }
-      // node-postgres calls `client.password()`: `this` is the Client.
-      if (this && typeof this === 'object') this[HANDED] = p.password;
+      // node-postgres calls `client.password()`: `this` is the Client, `this.connection` its
+      // protocol connection, which emits the server's ErrorResponse as 'errorMessage'.
+      if (this && typeof this === 'object') {
+        this[HANDED] = p.password;
+        const con = this.connection;
+        if (con && typeof con.once === 'function') con.once('errorMessage', (msg) => self.#refusedToken(msg, p.password));
+      }
       return p.password;
     };
   }
@@ -378,8 +387,19 @@ class Connector {
    * already replaced it (compare-and-invalidate: concurrent refusals cause one new request).
    */
   refused(err, client) {
-    if (!err || err.code !== '28P01' || !client || typeof client[HANDED] !== 'string') return false;
-    this.invalidateIf(client[HANDED]);
+    return this.#refusedToken(err, client && client[HANDED]);
+  }
+
+  /**
+   * The one refusal rule of the Node integrations: `err` (or the driver error a framework wraps
+   * in `original`/`parent`) has SQLSTATE 28P01 and `sent` is the token that connection sent.
+   * Then `sent` is dropped with compare-and-invalidate (the core keeps a token it fetched right
+   * after a refusal: see REFUSAL_HOLD); a caller that can connects once more when this is true.
+   */
+  #refusedToken(err, sent) {
+    const cause = err && err.code !== '28P01' && typeof err === 'object' ? err.original || err.parent : err;
+    if (!cause || cause.code !== '28P01' || typeof sent !== 'string' || !sent) return false;
+    this.invalidateIf(sent);
     return true;
   }
 
@@ -496,28 +516,53 @@ class Connector {
     return this.#pgConfigFrom(p, overrides, lib);
   }
 
-  /** A Sequelize `beforeConnect` hook that puts the user and a current token on every connection. */
+  /**
+   * A Sequelize `beforeConnect` hook that puts the user and a current token on every connection.
+   * On its first run it also makes that Sequelize instance (`this` in a hook) recover from a
+   * refused token: when a connection is refused with SQLSTATE 28P01, the token it sent is dropped
+   * (compare-and-invalidate) and the connection is made once more with a current token.
+   */
   sequelizeHooks() {
+    const connector = this;
+    const fill = async (config) => {
+      config.dialectOptions = { ...(config.dialectOptions || {}) };
+      // Sequelize's own values go through the core's check with ours.
+      const p = await this.params(libpqOverrides({
+        host: config.host || undefined,
+        port: config.port || undefined,
+        database: config.database || undefined,
+        user: config.username || undefined,
+        ssl: config.dialectOptions.ssl,
+      }));
+      config.username = p.user;
+      config.password = p.password;
+      config.host = p.host;
+      config.port = p.port;
+      config.database = p.database;
+      config.dialectOptions.ssl = finalSsl(p, config.dialectOptions.ssl);
+      if (config.dialectOptions.application_name === undefined && p.extra.application_name) {
+        config.dialectOptions.application_name = p.extra.application_name;
+      }
+    };
     return {
-      beforeConnect: async (config) => {
-        config.dialectOptions = { ...(config.dialectOptions || {}) };
-        // Sequelize's own values go through the core's check with ours.
-        const p = await this.params(libpqOverrides({
-          host: config.host || undefined,
-          port: config.port || undefined,
-          database: config.database || undefined,
-          user: config.username || undefined,
-          ssl: config.dialectOptions.ssl,
-        }));
-        config.username = p.user;
-        config.password = p.password;
-        config.host = p.host;
-        config.port = p.port;
-        config.database = p.database;
-        config.dialectOptions.ssl = finalSsl(p, config.dialectOptions.ssl);
-        if (config.dialectOptions.application_name === undefined && p.extra.application_name) {
-          config.dialectOptions.application_name = p.extra.application_name;
-        }
+      async beforeConnect(config) {
+        await fill(config);
+        // Sequelize runs its hooks with `this` set to the Sequelize instance; its connection
+        // manager's connect(config) is what the pool calls, right after this hook.
+        const manager = this && this.connectionManager;
+        if (!manager || typeof manager.connect !== 'function' || manager[RECOVERS]) return;
+        const connect = manager.connect;
+        manager.connect = async function connectOnce(cfg) {
+          const sent = cfg.password;
+          try {
+            return await connect.call(this, cfg);
+          } catch (err) {
+            if (!connector.tokenMode || !connector.#refusedToken(err, sent)) throw err;
+          }
+          await fill(cfg);
+          return connect.call(this, cfg);
+        };
+        manager[RECOVERS] = true;
       },
     };
   }
@@ -539,9 +584,9 @@ class Connector {
       hooks: {
         ...userHooks,
         beforeConnect: theirs
-          ? async (config) => {
-              await hook(config);
-              for (const f of Array.isArray(theirs) ? theirs : [theirs]) await f(config);
+          ? async function beforeConnect(config) {
+              await hook.call(this, config);
+              for (const f of Array.isArray(theirs) ? theirs : [theirs]) await f.call(this, config);
             }
           : hook,
       },

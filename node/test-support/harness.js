@@ -40,5 +40,7 @@ const reset = () => control('POST', '/control/reset');
 const rotate = () => control('POST', '/control/rotate');
 const faults = (list) => control('POST', '/control/faults', list);
 const stats = () => control('GET', '/control/stats');
+/** The server refuses `token` from now on (the emulator answers its LDAP checks with 28P01). */
+const revoke = (token) => control('POST', '/control/revoke', token);
 
-module.exports = { TENANT, UAMI, SP, h, libpq, control, reset, rotate, faults, stats };
+module.exports = { TENANT, UAMI, SP, h, libpq, control, reset, rotate, faults, stats, revoke };

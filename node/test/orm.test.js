@@ -6,9 +6,14 @@ const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 const { Sequelize, QueryTypes } = require('sequelize');
 const createKnex = require('knex');
+const pg = require('pg');
 const pgentra = require('..');
 const { Connector } = pgentra;
-const { libpq, rotate } = require('../test-support/harness.js');
+const { libpq, rotate, revoke, stats } = require('../test-support/harness.js');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const identityRequests = async () => (await stats()).msi_requests;
+const isRefusal = (e) => (e.original || e.parent || e).code === '28P01';
 
 describe('Sequelize', () => {
   test('sequelizeOptions(): a query runs as pgentra-app over TLS', async () => {
@@ -59,16 +64,50 @@ describe('Sequelize', () => {
       await sequelize.close();
     }
   });
+
+  test('a refused cached token is dropped and the connection made once more (one identity request)', async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const sequelize = new Sequelize(pgentra.sequelize.options(c, { logging: false, pool: { max: 1, idle: 50, evict: 20 } }));
+    try {
+      const one = () => sequelize.query('select current_user as u', { type: QueryTypes.SELECT, plain: true });
+      assert.equal((await one()).u, 'pgentra-app');
+      const held = await c.getToken();
+      await revoke(held); // the server refuses the token the cache still holds from now on
+      await sleep(200); // the idle connection is evicted: the next query logs in again
+      const before = await identityRequests();
+      assert.equal((await one()).u, 'pgentra-app');
+      assert.equal((await identityRequests()) - before, 1, 'one new token for the refusal');
+      assert.notEqual(await c.getToken(), held);
+    } finally {
+      await sequelize.close();
+    }
+  });
+
+  test('10 connects as a role that does not exist make at most 2 identity requests', async () => {
+    const c = new Connector({ connectionString: libpq('user=no_such_role') });
+    const sequelize = new Sequelize(pgentra.sequelize.options(c, { logging: false, pool: { max: 1 } }));
+    try {
+      const before = await identityRequests();
+      for (let i = 0; i < 10; i++) await assert.rejects(sequelize.authenticate(), isRefusal);
+      const n = (await identityRequests()) - before;
+      assert.ok(n >= 1 && n <= 2, `10 failed connects made ${n} identity requests`);
+    } finally {
+      await sequelize.close();
+    }
+  });
+});
+
+/** Knex with pgentra's connection function and a pool of one that closes idle connections fast. */
+const reapingKnex = (c) => createKnex({
+  client: 'pg',
+  connection: pgentra.knex.connection(c),
+  pool: { min: 0, max: 1, idleTimeoutMillis: 50, reapIntervalMillis: 20 },
 });
 
 describe('Knex', () => {
   test('connection: an async function returning a fresh config', async () => {
     const c = new Connector({ connectionString: libpq() });
-    const knex = createKnex({
-      client: 'pg',
-      connection: pgentra.knex.connection(c),
-      pool: { min: 0, max: 1, idleTimeoutMillis: 50, reapIntervalMillis: 20 },
-    });
+    const knex = reapingKnex(c);
     try {
       const r = await knex.raw('select current_user as u, (select ssl from pg_stat_ssl where pid = pg_backend_pid()) as ssl');
       assert.deepEqual(r.rows, [{ u: 'pgentra-app', ssl: true }]);
@@ -90,6 +129,24 @@ describe('Knex', () => {
     }
   });
 
+  test('connection function: a refused cached token fails one query and is dropped; the next query gets a new token', async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const knex = reapingKnex(c);
+    try {
+      const user = async () => (await knex.raw('select current_user as u')).rows[0].u;
+      assert.equal(await user(), 'pgentra-app');
+      const held = await c.getToken();
+      await revoke(held);
+      await sleep(200); // the idle connection is reaped
+      const before = await identityRequests();
+      await assert.rejects(knex.raw('select 1'), isRefusal); // Knex gives no way to retry here
+      assert.equal(await user(), 'pgentra-app');
+      assert.equal((await identityRequests()) - before, 1, 'one new token, at the next connection');
+    } finally {
+      await knex.destroy();
+    }
+  });
+
   test('the module-level helper with the default connector', async () => {
     process.env.AZURE_POSTGRESQL_CONNECTIONSTRING = libpq();
     const knex = createKnex({ client: 'pg', connection: pgentra.knexConnection() });
@@ -99,6 +156,41 @@ describe('Knex', () => {
     } finally {
       await knex.destroy();
       delete process.env.AZURE_POSTGRESQL_CONNECTIONSTRING;
+    }
+  });
+
+  test('connectionPool: pool(pg): a refused cached token is dropped and the connection made once more (one identity request)', async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const pool = await c.pool(pg, { max: 1, idleTimeoutMillis: 20 });
+    const knex = createKnex({ client: 'pg', connectionPool: pool });
+    try {
+      const user = async () => (await knex.raw('select current_user as u')).rows[0].u;
+      assert.equal(await user(), 'pgentra-app');
+      const held = await c.getToken();
+      await revoke(held);
+      await sleep(100); // the idle client is closed: the next query logs in again
+      const before = await identityRequests();
+      assert.equal(await user(), 'pgentra-app');
+      assert.equal((await identityRequests()) - before, 1, 'one new token for the refusal');
+      assert.notEqual(await c.getToken(), held);
+    } finally {
+      await knex.destroy();
+      await pool.end();
+    }
+  });
+
+  test('connectionPool: 10 connects as a role that does not exist make at most 2 identity requests', async () => {
+    const c = new Connector({ connectionString: libpq('user=no_such_role') });
+    const pool = await c.pool(pg, { max: 1 });
+    const knex = createKnex({ client: 'pg', connectionPool: pool });
+    try {
+      const before = await identityRequests();
+      for (let i = 0; i < 10; i++) await assert.rejects(knex.raw('select 1'), isRefusal);
+      const n = (await identityRequests()) - before;
+      assert.ok(n >= 1 && n <= 2, `10 failed connects made ${n} identity requests`);
+    } finally {
+      await knex.destroy();
+      await pool.end();
     }
   });
 });

@@ -8,7 +8,7 @@ const util = require('node:util');
 const pg = require('pg');
 const pgentra = require('..');
 const { Connector, PgEntraError } = pgentra;
-const { TENANT, UAMI, SP, h, libpq, reset, rotate, faults, stats } = require('../test-support/harness.js');
+const { TENANT, UAMI, SP, h, libpq, reset, rotate, faults, stats, revoke } = require('../test-support/harness.js');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -112,6 +112,22 @@ describe('node-postgres', () => {
     assert.equal((await client.query('select current_user as u')).rows[0].u, 'pgentra-app');
     client.release();
     assert.equal(c2.tokenRequests, 2);
+  });
+
+  test('a plain pg.Pool with pgConfig(): a refused cached token fails one connection and is dropped', async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const pool = new pg.Pool(await c.pgConfig({ max: 1, idleTimeoutMillis: 20 }));
+    pools.push(pool);
+    assert.equal((await pool.query('select current_user as u')).rows[0].u, 'pgentra-app');
+    const held = await c.getToken();
+    await revoke(held);
+    await sleep(80); // the idle client is closed: the next query logs in again
+    const before = (await stats()).msi_requests;
+    // node-postgres has no retry: this query fails, and the password function drops the token.
+    await assert.rejects(pool.query('select 1'), (e) => e.code === '28P01');
+    assert.equal((await pool.query('select current_user as u')).rows[0].u, 'pgentra-app');
+    assert.equal((await stats()).msi_requests - before, 1, 'one new token, at the next connection');
+    assert.notEqual(await c.getToken(), held);
   });
 
   test('connectClient(): a refused cached token is dropped and a new client connects', async () => {

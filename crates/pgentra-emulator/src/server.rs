@@ -996,24 +996,31 @@ impl Emulator {
             Err(_) => return json_resp(400, &json!({"error": "could not read body"})),
         };
         let token = String::from_utf8_lossy(&body).trim().to_string();
-        match identity::signed_uti(&self.signer, &token) {
-            Ok(uti) => {
-                let known = {
-                    let mut book = self.book();
-                    let known = book.issued.contains_key(&uti);
-                    if known {
-                        book.revoked.insert(uti);
-                    }
-                    known
-                };
-                if known {
-                    with_note(json_resp(200, &json!({"ok": true, "revoked": true})), "revoked")
-                } else {
-                    json_resp(400, &json!({"error": "not a token of this emulator run"}))
-                }
-            }
-            Err(e) => json_resp(400, &json!({"error": format!("not a token this emulator signed: {e}")})),
+        match self.revoke_token(&token).await {
+            Ok(dropped) => with_note(
+                json_resp(200, &json!({"ok": true, "revoked": true, "dropped": dropped})),
+                format!("revoked, dropped {dropped}"),
+            ),
+            Err(e) => json_resp(400, &json!({ "error": e })),
         }
+    }
+
+    /// Refuses `token` from now on. If the token endpoints keep it, they stop handing it out (as
+    /// after a rotation): a client that asks again gets a new token, not the revoked one.
+    /// Returns how many kept tokens were dropped (0 or 1).
+    async fn revoke_token(&self, token: &str) -> Result<usize, String> {
+        let uti = identity::signed_uti(&self.signer, token).map_err(|e| format!("not a token this emulator signed: {e}"))?;
+        {
+            let mut book = self.book();
+            if !book.issued.contains_key(&uti) {
+                return Err("not a token of this emulator run".into());
+            }
+            book.revoked.insert(uti);
+        }
+        let mut st = self.mint.lock().await;
+        let before = st.cache.len();
+        st.cache.retain(|_, kept| kept.token != token);
+        Ok(before - st.cache.len())
     }
 
     async fn add_faults(&self, req: Request<Incoming>) -> Resp {
@@ -1143,9 +1150,16 @@ mod tests {
         let stray = identity::mint(&emu.signer, sys, identity::PG_AUDIENCE, now_secs(), now_secs() + 60).token;
         assert!(emu.check_login(&app, stray.as_bytes()).unwrap_err().contains("not a token of this run"));
         // Revoked: that one only.
-        emu.book().revoked.insert(identity::signed_uti(&emu.signer, &a).unwrap());
+        assert_eq!(emu.revoke_token(&a).await, Ok(0));
         assert!(emu.check_login(&app, a.as_bytes()).unwrap_err().contains("revoked"));
         assert!(emu.check_login(&app, b.as_bytes()).is_ok());
+        assert!(emu.revoke_token(&stray).await.unwrap_err().contains("not a token of this emulator run"));
+        // The kept token, revoked, is not handed out again: the next request gets a new one.
+        let (kept2, _) = emu.token_for(sys, identity::PG_AUDIENCE).await;
+        assert_eq!(emu.revoke_token(&kept2.token).await, Ok(1));
+        let (next, fresh) = emu.token_for(sys, identity::PG_AUDIENCE).await;
+        assert!(fresh && next.token != kept2.token, "a revoked kept token is not served again");
+        assert!(emu.check_login(&app, next.token.as_bytes()).is_ok());
         // A rotation refuses every earlier token; later ones log in.
         assert_eq!(emu.rotate().await.status(), 200);
         assert!(emu.check_login(&app, b.as_bytes()).unwrap_err().contains("before a rotation"));
@@ -1154,7 +1168,7 @@ mod tests {
         assert!(fresh, "the rotation dropped the kept token");
         assert!(emu.check_login(&app, after.token.as_bytes()).is_ok());
         let s = emu.shared().stats.clone();
-        assert_eq!((s.logins_accepted, s.logins_refused), (5, 9));
+        assert_eq!((s.logins_accepted, s.logins_refused), (6, 9));
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 package harness
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -76,6 +77,25 @@ func (e Env) Connector(t testing.TB) *pgentra.Connector {
 func (e Env) Rotate(t testing.TB) {
 	t.Helper()
 	e.control(t, http.MethodPost, "/control/rotate")
+}
+
+// Revoke makes the server refuse token from now on (the emulator answers PostgreSQL's check of
+// it with a refusal, SQLSTATE 28P01), while pgentra's cache still holds it.
+func (e Env) Revoke(t testing.TB, token string) {
+	t.Helper()
+	e.request(t, http.MethodPost, "/control/revoke", token)
+}
+
+// IdentityRequests is the emulator's count of managed identity token requests so far.
+func (e Env) IdentityRequests(t testing.TB) int {
+	t.Helper()
+	var s struct {
+		MSI int `json:"msi_requests"`
+	}
+	if err := json.Unmarshal([]byte(e.Stats(t)), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s.MSI
 }
 
 // Stats returns the emulator's counters (JSON).
