@@ -989,7 +989,8 @@ impl Emulator {
         )
     }
 
-    /// `POST /control/revoke` with a token as the body: the server refuses it from now on.
+    /// `POST /control/revoke` with a token as the body: the server refuses it from now on, and
+    /// the identity endpoints no longer hand it out.
     async fn revoke(&self, req: Request<Incoming>) -> Resp {
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
@@ -1007,6 +1008,9 @@ impl Emulator {
                     known
                 };
                 if known {
+                    // The identity endpoints stop handing it out: the next request mints a new
+                    // token, as Azure's would for an identity whose old tokens were revoked.
+                    self.mint.lock().await.cache.retain(|_, kept| kept.token != token);
                     with_note(json_resp(200, &json!({"ok": true, "revoked": true})), "revoked")
                 } else {
                     json_resp(400, &json!({"error": "not a token of this emulator run"}))
