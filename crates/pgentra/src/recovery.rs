@@ -61,17 +61,20 @@ impl<'a> Failure<'a> {
 
 impl Connector {
     /// A connect with `token` (the password we handed out) failed for `failure`. Returns
-    /// whether the caller should connect again, once, with fresh parameters: only when the
-    /// failure may be a refusal, this connector uses tokens, and `invalidate_if` dropped the
-    /// token (it was still the cached one and was not fetched right after another refusal).
-    /// Concurrent refusals of one token drop it once and cause one identity request.
+    /// whether the caller should connect again, once, with fresh parameters: when the failure
+    /// may be a refusal, this connector uses tokens, and the cache will hand out another token:
+    /// `invalidate_if` dropped this one, or another caller already replaced it (concurrent
+    /// refusals of one token drop it once, cause one identity request, and all reconnect).
+    /// Not when the cache keeps the token (fetched right after another refusal and refused
+    /// again within `REFUSAL_HOLD`: the refusal is about the role, not the token).
     pub fn connect_failed(&self, token: &str, failure: Failure<'_>) -> bool {
         if self.is_password_mode() || token.is_empty() || !failure.may_be_refusal() {
             return false;
         }
         let dropped = self.invalidate_if(token);
-        tracing::debug!(?failure, dropped, "connect failed");
-        dropped
+        let retry = dropped || self.try_token().is_none_or(|t| t.expose() != token);
+        tracing::debug!(?failure, dropped, retry, "connect failed");
+        retry
     }
 }
 
@@ -151,6 +154,40 @@ impl Connector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::tests::Counting;
+    use crate::config::Config;
+    use crate::Error;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    fn connector() -> (Connector, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let env: std::collections::HashMap<String, String> =
+            [("AZURE_POSTGRESQL_HOST", "h.example"), ("AZURE_POSTGRESQL_USER", "u")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let config = Config::resolve(Options::default(), &env).map_err(|e: Error| e.to_string()).unwrap();
+        let source = Counting { calls: calls.clone(), fail: Arc::new(AtomicBool::new(false)), lifetime: 3600 };
+        (Connector::with_source(config, Box::new(source)), calls)
+    }
+
+    #[test]
+    fn a_refusal_renews_once_and_late_callers_of_the_same_token_reconnect_too() {
+        let (c, calls) = connector();
+        let t0 = c.token().unwrap().expose().to_string();
+        // Three connections refused with t0 at once: the first drops it, all three reconnect.
+        assert!(c.connect_failed(&t0, Failure::Sqlstate("28P01")));
+        assert!(c.connect_failed(&t0, Failure::Unknown));
+        let t1 = c.token().unwrap().expose().to_string();
+        assert!(c.connect_failed(&t0, Failure::UsedPassword(true)));
+        assert_ne!(t0, t1);
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "one new token for all of them");
+        // t1 was fetched right after a refusal and is refused too: kept, no reconnect.
+        assert!(!c.connect_failed(&t1, Failure::Unknown));
+        assert_eq!(c.token().unwrap().expose(), t1);
+        // Not a refusal: nothing dropped, no reconnect.
+        assert!(!c.connect_failed(&t1, Failure::Sqlstate("3D000")));
+        assert!(!c.connect_failed(&t1, Failure::UsedPassword(false)));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn only_28p01_or_a_used_password_or_no_facts_may_be_a_refusal() {
