@@ -205,6 +205,14 @@ namespace PgEntra {
          * @throws \PDOException
          */
         public function pdo(?array $options = null): mixed {}
+
+        /**
+         * A connect of your own with `$token` (this connector's token) failed: whether to
+         * connect again, once, with token(). The core decides, by the rule pgConnect() and
+         * pdo() use: the token is dropped if it is still the cached one, and kept if it was
+         * fetched after a refusal less than 10 s ago.
+         */
+        public function connectFailed(string $token): bool {}
     }
 
     /**

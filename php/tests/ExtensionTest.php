@@ -41,7 +41,7 @@ final class ExtensionTest extends TestCase
             $this->assertNull($e->serviceCode);
         }
         $m = array_map(fn (\ReflectionMethod $m) => $m->getName(), (new \ReflectionClass(Connector::class))->getMethods());
-        foreach (['__construct', 'token', 'connectionString', 'conninfo', 'pdoDsn', 'user', 'invalidate', 'tokenRequests', 'pgConnect', 'pdo'] as $name) {
+        foreach (['__construct', 'token', 'connectionString', 'conninfo', 'pdoDsn', 'user', 'invalidate', 'tokenRequests', 'pgConnect', 'pdo', 'connectFailed'] as $name) {
             $this->assertContains($name, $m);
         }
     }

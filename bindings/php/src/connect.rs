@@ -28,6 +28,11 @@ fn our_token(c: &pgentra::Connector, p: &ConnParams) -> Option<String> {
     p.password.as_ref().map(|s| s.expose().to_string())
 }
 
+/// A PHP connect with `token` failed: whether to connect again once (PHP tells nothing more).
+pub fn failed(c: &pgentra::Connector, token: &str) -> bool {
+    c.connect_failed(token, Failure::Unknown)
+}
+
 /// Call `name(args)` with warnings silenced (the `@` operator's effect), returning its value
 /// and the message of the last error it raised, if any.
 fn call_quiet(name: &str, args: Vec<&dyn ext_php_rs::convert::IntoZvalDyn>) -> pgentra::Result<(Zval, Option<String>)> {
@@ -62,7 +67,7 @@ pub fn pg_connect(c: &pgentra::Connector, flags: i64) -> pgentra::Result<Zval> {
         }
         if !retried {
             if let Some(t) = our_token(c, &p) {
-                if c.connect_failed(&t, Failure::Unknown) {
+                if failed(c, &t) {
                     retried = true;
                     continue;
                 }
@@ -106,7 +111,7 @@ pub fn pdo(c: &pgentra::Connector, options: Option<&ZendHashTable>) -> PhpResult
         if !retried {
             if let Some(t) = our_token(c, &p) {
                 // PDO's "08006" is its own code for any failed connect: not the server's.
-                if c.connect_failed(&t, Failure::Unknown) {
+                if failed(c, &t) {
                     retried = true;
                     continue;
                 }

@@ -434,6 +434,12 @@ impl PhpConnector {
         connect::pdo(&self.inner, options)
     }
 
+    /// A connect with `$token` failed (a PHP driver knows nothing more): whether to connect
+    /// again, once, with `token()`. The core decides (the same rule as pgConnect and pdo).
+    pub fn connect_failed(&self, token: String) -> PhpResult<bool> {
+        guard(|| Ok(connect::failed(&self.inner, &token)))
+    }
+
     /// The access token (from the cache, or acquired now).
     pub fn token(&self) -> PhpResult<String> {
         guard(|| Ok(self.inner.token()?.expose().to_string()))
