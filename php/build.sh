@@ -8,7 +8,7 @@ cd "$root"
 cargo build --release --locked -p pgentra-php
 mkdir -p dist/php
 # Copy to a temporary name, then rename: a PHP process loading the old file never sees half a file.
-cp target/release/libpgentra_php.so dist/php/.pgentra.so.tmp
+cp "${CARGO_TARGET_DIR:-target}/release/libpgentra_php.so" dist/php/.pgentra.so.tmp
 mv -f dist/php/.pgentra.so.tmp dist/php/pgentra.so
 php -n -d extension="$root/dist/php/pgentra.so" -r 'exit(extension_loaded("pgentra") ? 0 : 1);' \
   || { echo "php: dist/php/pgentra.so does not load" >&2; exit 1; }

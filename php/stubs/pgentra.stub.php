@@ -59,6 +59,35 @@ namespace {
      * @return bool whether a token was dropped
      */
     function pgentra_invalidate(?string $rejected = null): bool {}
+
+    /**
+     * pg_connect() with the default connector's current token. When the connect fails while
+     * the token is still the cached one, the token is dropped (compare-and-invalidate) and the
+     * connect tried once more with a new one. pgsql reports no SQLSTATE for a failed connect,
+     * so every failure counts as a possible refusal; the core bounds what that costs (a token
+     * fetched after a refusal and refused again within 10 s is kept: at most one identity
+     * request per 10 s while, say, the role does not exist). No warning is raised.
+     *
+     * @param int $flags pg_connect's flags (e.g. PGSQL_CONNECT_FORCE_NEW)
+     * @return \PgSql\Connection
+     * @throws \PgEntra\DatabaseException with pgsql's message when the connect fails
+     * @throws \PgEntra\Exception
+     */
+    function pgentra_pg_connect(int $flags = 0): mixed {}
+
+    /**
+     * new PDO() with the default connector's current token (user and password as constructor
+     * arguments), $options passed to PDO; one reconnect as with pgentra_pg_connect().
+     *
+     * @param array<int, mixed>|null $options PDO's driver options
+     * @return \PDO
+     * @throws \PDOException when the connect fails (PDO's own)
+     * @throws \PgEntra\Exception
+     */
+    function pgentra_pdo(?array $options = null): mixed {}
+
+    /** How many connectors the per-process registry holds (new PgEntra\Connector with equal options shares one). */
+    function pgentra_connector_count(): int {}
 }
 
 namespace PgEntra {
@@ -72,9 +101,10 @@ namespace PgEntra {
     function selftest_panic(): void {}
 
     /**
-     * One Azure Database for PostgreSQL configuration with its token cache. Keep one per process
-     * (e.g. in a static or a container singleton): tokens are cached and refreshed ahead of
-     * expiry.
+     * One Azure Database for PostgreSQL configuration with its token cache. Connectors built
+     * with equal options share one cache for the life of the process (the extension keeps a
+     * registry), so `new Connector([...])` in every PHP-FPM request asks the identity service
+     * once per worker, not once per request.
      */
     class Connector
     {
@@ -157,6 +187,32 @@ namespace PgEntra {
 
         /** How many token requests this connector has made. */
         public function tokenRequests(): int {}
+
+        /**
+         * pg_connect() with a current token; one reconnect after a possible refusal (see
+         * pgentra_pg_connect()).
+         *
+         * @return \PgSql\Connection
+         * @throws \PgEntra\DatabaseException
+         */
+        public function pgConnect(int $flags = 0): mixed {}
+
+        /**
+         * new PDO() with a current token; one reconnect after a possible refusal.
+         *
+         * @param array<int, mixed>|null $options
+         * @return \PDO
+         * @throws \PDOException
+         */
+        public function pdo(?array $options = null): mixed {}
+
+        /**
+         * A connect of your own with `$token` (this connector's token) failed: whether to
+         * connect again, once, with token(). The core decides, by the rule pgConnect() and
+         * pdo() use: the token is dropped if it is still the cached one, and kept if it was
+         * fetched after a refusal less than 10 s ago.
+         */
+        public function connectFailed(string $token): bool {}
     }
 
     /**

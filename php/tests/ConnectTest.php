@@ -21,9 +21,16 @@ final class ConnectTest extends TestCase
         }
     }
 
+    private static int $fresh = 0;
+
+    /**
+     * A connector of this test's own: equal options share one connector per process (the
+     * extension's registry), so each call uses a timeout no other test uses.
+     */
     private function managedIdentity(): Connector
     {
-        return new Connector(['connection_string' => Harness::libpq(), 'credential' => 'managed-identity']);
+        return new Connector(['connection_string' => Harness::libpq(), 'credential' => 'managed-identity',
+            'timeout' => 30 + (++self::$fresh) / 1000]);
     }
 
     public function testPgConnectWithTheDefaultConnector(): void

@@ -26,7 +26,7 @@ final class ExtensionTest extends TestCase
         $this->assertTrue(extension_loaded('pgentra'));
         $this->assertTrue(extension_loaded('pgsql'));
         $this->assertTrue(extension_loaded('pdo_pgsql'));
-        foreach (['pgentra_token', 'pgentra_connection_string', 'pgentra_conninfo', 'pgentra_pdo_dsn', 'pgentra_invalidate'] as $f) {
+        foreach (['pgentra_token', 'pgentra_connection_string', 'pgentra_conninfo', 'pgentra_pdo_dsn', 'pgentra_invalidate', 'pgentra_pg_connect', 'pgentra_pdo', 'pgentra_connector_count'] as $f) {
             $this->assertTrue(function_exists($f), $f);
         }
         $this->assertSame('libpq', (new \ReflectionFunction('pgentra_connection_string'))->getParameters()[0]->getDefaultValue());
@@ -41,7 +41,7 @@ final class ExtensionTest extends TestCase
             $this->assertNull($e->serviceCode);
         }
         $m = array_map(fn (\ReflectionMethod $m) => $m->getName(), (new \ReflectionClass(Connector::class))->getMethods());
-        foreach (['__construct', 'token', 'connectionString', 'conninfo', 'pdoDsn', 'user', 'invalidate', 'tokenRequests'] as $name) {
+        foreach (['__construct', 'token', 'connectionString', 'conninfo', 'pdoDsn', 'user', 'invalidate', 'tokenRequests', 'pgConnect', 'pdo', 'connectFailed'] as $name) {
             $this->assertContains($name, $m);
         }
     }
@@ -80,7 +80,7 @@ final class ExtensionTest extends TestCase
                 }
             }
         }
-        $this->assertCount(6, $ext->getFunctions());
+        $this->assertCount(9, $ext->getFunctions());
         $this->assertCount(9, $ext->getClasses());
     }
 

@@ -55,12 +55,12 @@ final class Harness
     }
 
     /** One request to the emulator's control endpoint (loopback). */
-    public static function control(string $method, string $path): string
+    public static function control(string $method, string $path, string $body = ''): string
     {
         $ctx = stream_context_create(['http' => [
             'method' => $method,
             'header' => "Content-Type: application/json\r\n",
-            'content' => '',
+            'content' => $body,
             'timeout' => 10,
             'ignore_errors' => true,
         ]]);
@@ -85,6 +85,17 @@ final class Harness
     public static function rotate(): void
     {
         self::control('POST', '/control/rotate');
+    }
+
+    /** The server refuses this token from now on (SQLSTATE 28P01), while caches still hold it. */
+    public static function revoke(string $token): void
+    {
+        self::control('POST', '/control/revoke', $token);
+    }
+
+    public static function identityRequests(): int
+    {
+        return (int) self::stats()['msi_requests'];
     }
 
     /** `select current_user` over ext/pgsql; throws with the server's message on failure. */

@@ -9,11 +9,11 @@ import _thread  # the lock type of threading.Lock, without importing threading (
 # by type checkers, which treat any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Awaitable, Callable, Dict, Optional
+    from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
 
 from . import _pgentra
 
-__all__ = ["Connector", "default_connector", "is_auth_failure", "asyncpg_params", "asyncpg_final"]
+__all__ = ["Connector", "default_connector", "is_auth_failure", "failure_facts", "asyncpg_params", "asyncpg_final"]
 
 
 def _settle(fut: Any, error: Optional[BaseException], value: Any) -> None:
@@ -79,31 +79,36 @@ class Connector(_pgentra.Connector):
 
     def renew(self, rejected: Optional[str] = None) -> None:
         """Drop the cached token after the server refused it. Given the refused token, drop
-        it only if it is still the cached one, so that many connections failing together
-        cause one new request."""
+        it only if it is still the cached one (compare-and-invalidate in the core), so that
+        many connections failing together cause one new request."""
         if self.password_mode:
             return
         if rejected is None:
             self.invalidate()
-            return
-        # Serialised, so that a second caller holding the same refused token sees the first
-        # one's new token (and keeps it) rather than dropping it again.
-        with _renew_lock:
-            if self.token() == rejected:
-                self.invalidate()
+        else:
+            self.invalidate_if(rejected)
 
     async def renew_async(self, rejected: Optional[str] = None) -> None:
-        """`renew`, without blocking the event loop."""
-        if self.password_mode:
-            return
-        # Between the token's arrival and invalidate() no other coroutine of this loop runs.
-        if rejected is None or (await self.token_async()) == rejected:
-            self.invalidate()
+        """`renew`; it never waits for the network, so it is safe on the event loop."""
+        self.renew(rejected)
+
+    def refused(self, exc: BaseException, token: Optional[str], reports_sqlstate: bool = False) -> bool:
+        """A connect with `token` failed with `exc`: whether to connect again, once, with a new
+        token. The driver's facts go to the core, which decides (see `failure_facts`);
+        concurrent refusals of one token cause one identity request. `reports_sqlstate`: the
+        driver reports every server error with its SQLSTATE (asyncpg), so an error without
+        one is not the server's."""
+        if self.password_mode or not token:
+            return False
+        sqlstate, used_password = failure_facts(exc)
+        if sqlstate is None and used_password is None:
+            if reports_sqlstate or not _is_operational(exc):
+                return False
+        return self._connect_failed(token, sqlstate, used_password)
 
 
 _default: Optional[Connector] = None
 _default_lock = _thread.allocate_lock()
-_renew_lock = _thread.allocate_lock()
 
 
 def default_connector() -> Connector:
@@ -129,58 +134,79 @@ def _after_fork_in_child() -> None:
     # A thread of the parent may have held the lock at fork time; it does not exist here.
     # The connector itself stays: the core renews its runtime in the child and keeps the
     # inherited token.
-    global _default_lock, _renew_lock
+    global _default_lock
     _default_lock = _thread.allocate_lock()
-    _renew_lock = _thread.allocate_lock()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-_AUTH_SQLSTATES = {"28P01", "28000"}
+def _chain(exc: BaseException) -> Any:
+    """`exc` and what it wraps (SQLAlchemy's .orig, __cause__), at most 5 deep."""
+    e: Optional[BaseException] = exc
+    for _ in range(5):
+        if e is None:
+            return
+        yield e
+        e = getattr(e, "orig", None) or e.__cause__
+
+
+def failure_facts(exc: BaseException) -> Tuple[Optional[str], Optional[bool]]:
+    """What a driver's connect error tells, never read from its message (servers localize
+    them): the SQLSTATE (asyncpg's `sqlstate`, psycopg's `sqlstate`, psycopg2's `pgcode`),
+    else libpq's PQconnectionUsedPassword of the failed connection (psycopg 3's
+    `OperationalError.pgconn.used_password`), else (None, None): psycopg2 tells neither for a
+    failed connect."""
+    for e in _chain(exc):
+        code = getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
+        if isinstance(code, str) and code:
+            return code, None
+        used = getattr(getattr(e, "pgconn", None), "used_password", None)
+        if isinstance(used, bool):
+            return None, used
+    return None, None
+
+
+def _is_operational(exc: BaseException) -> bool:
+    """A DB-API OperationalError (what libpq drivers raise for a failed connect); a
+    ProgrammingError (a malformed DSN) or a Python error is never a refusal."""
+    return any(any(c.__name__ == "OperationalError" for c in type(e).__mro__) for e in _chain(exc))
 
 
 def is_auth_failure(exc: BaseException) -> bool:
-    """Whether a driver's connection error says the server refused the password (a token
-    that is no longer accepted). Looks through wrapped exceptions (SQLAlchemy's .orig,
-    __cause__)."""
-    seen = 0
-    e: Optional[BaseException] = exc
-    while e is not None and seen < 5:
-        code = getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
-        if code in _AUTH_SQLSTATES:
-            return True
-        if "password authentication failed" in str(e):
-            return True
-        e = getattr(e, "orig", None) or e.__cause__
-        seen += 1
-    return False
+    """Whether a driver's connection error may be the server refusing the password, by the
+    core's rule (pgentra.recovery): SQLSTATE 28P01; without a SQLSTATE, a failed libpq connect
+    that had sent a password; with neither fact (psycopg2), any OperationalError. Message text
+    is never read."""
+    sqlstate, used_password = failure_facts(exc)
+    if sqlstate is None and used_password is None and not _is_operational(exc):
+        return False
+    return _pgentra._may_be_refusal(sqlstate, used_password)
 
 
 def with_token_retry(connector: Connector, params: Dict[str, Any], connect: Callable[[Dict[str, Any]], Any],
                      refresh: Callable[[], Dict[str, Any]], ours: bool = True) -> Any:
-    """`connect(params)`; if the server refuses our token (it was replaced before its
-    expiry), renew it once and connect again with `refresh()`'s parameters. `ours` is False
-    when the caller supplied the password itself: then nothing is retried."""
+    """`connect(params)`; if the server may have refused our token (the core decides), renew
+    it once and connect again with `refresh()`'s parameters. `ours` is False when the caller
+    supplied the password itself: then nothing is retried."""
     try:
         return connect(params)
     except Exception as e:  # noqa: BLE001 - any driver's error type
-        if not ours or connector.password_mode or not is_auth_failure(e):
+        if not ours or not connector.refused(e, params.get("password")):
             raise
-        connector.renew(params.get("password"))
         return connect(refresh())
 
 
 async def with_token_retry_async(connector: Connector, params: Dict[str, Any],
                                  connect: Callable[[Dict[str, Any]], Awaitable[Any]],
-                                 refresh: Callable[[], Awaitable[Dict[str, Any]]], ours: bool = True) -> Any:
+                                 refresh: Callable[[], Awaitable[Dict[str, Any]]], ours: bool = True,
+                                 reports_sqlstate: bool = False) -> Any:
     try:
         return await connect(params)
     except Exception as e:  # noqa: BLE001
-        if not ours or connector.password_mode or not is_auth_failure(e):
+        if not ours or not connector.refused(e, params.get("password"), reports_sqlstate):
             raise
-        await connector.renew_async(params.get("password"))
         return await connect(await refresh())
 
 

@@ -59,6 +59,10 @@ class Connector:
         """The database user: explicit, else configured, else from the token's claims."""
     def invalidate(self) -> None:
         """Drop the cached token so that the next call acquires a new one."""
+    def invalidate_if(self, rejected: str) -> bool:
+        """Drop `rejected` only if it is still the cached token; whether it was dropped."""
+    def _connect_failed(self, token: str, sqlstate: Optional[str] = None, used_password: Optional[bool] = None) -> bool:
+        """The core's decision after a failed connect: whether to reconnect once."""
     def token_info(self) -> Dict[str, Any]:
         """credential, detail, expires_on, refresh_at, acquired_at, user: never the token."""
     @property
@@ -83,3 +87,6 @@ class Connector:
     def _start_conninfo(
         self, callback: Callable[[Optional[BaseException], Any], None], overrides: Optional[Dict[str, Any]] = None
     ) -> Optional[Dict[str, Any]]: ...
+
+def _may_be_refusal(sqlstate: Optional[str] = None, used_password: Optional[bool] = None) -> bool:
+    """The core's reading of a failed connect's facts: whether it may be a password refusal."""

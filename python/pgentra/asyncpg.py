@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import asyncpg
 
-from ._connector import Connector, asyncpg_final, asyncpg_params as connect_kwargs, default_connector, is_auth_failure, with_token_retry_async
+from ._connector import Connector, asyncpg_final, asyncpg_params as connect_kwargs, default_connector, with_token_retry_async
 
 __all__ = ["connect", "create_pool", "connect_kwargs"]
 
@@ -36,6 +36,7 @@ async def connect(*, connector: Optional[Connector] = None, **kwargs: Any) -> An
         lambda p: asyncpg.connect(**p),
         lambda: _params(c, kwargs),
         ours="password" not in kwargs,
+        reports_sqlstate=True,
     )
 
 
@@ -57,9 +58,8 @@ def create_pool(*, connector: Optional[Connector] = None, **kwargs: Any) -> Any:
         try:
             return await asyncpg.connect(*args, **p)
         except Exception as e:  # noqa: BLE001
-            if not ours or not is_auth_failure(e):
+            if not ours or not c.refused(e, seen, reports_sqlstate=True):
                 raise
-            await c.renew_async(seen)
             p, _ = await params(pool_kwargs)
             return await asyncpg.connect(*args, **p)
 

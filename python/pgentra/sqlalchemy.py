@@ -17,10 +17,12 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Union
 
 import sqlalchemy
+import sqlalchemy.exc
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 
-from ._connector import Connector, asyncpg_final, default_connector, is_auth_failure
+from ._connector import Connector, asyncpg_final, default_connector
+from ._pgentra import Error as _PgEntraError
 
 try:  # SQLAlchemy 2.1 renamed it; both spellings exist there
     from sqlalchemy.util import await_only as _await
@@ -57,19 +59,31 @@ def attach(engine: Any, connector: Optional[Connector] = None) -> Any:
             # which checks the final parameters (`?sslmode=prefer` cannot lower the mode).
             return _await(c.conninfo_async(**from_url)) if is_async else c.conninfo(**from_url)
 
-        p = params()
+        try:
+            p = params()
+        except _PgEntraError as e:
+            raise _as_operational_error(e) from e
         try:
             return dialect.connect(*cargs, **p)
         except Exception as e:  # noqa: BLE001 - any driver's error type
-            if c.password_mode or not is_auth_failure(e):
+            if not c.refused(e, p.get("password"), reports_sqlstate=dialect.driver == "asyncpg"):
                 raise
-            if is_async:
-                _await(c.renew_async(p.get("password")))
-            else:
-                c.renew(p.get("password"))
-            return dialect.connect(*cargs, **params())
+            try:
+                p = params()
+            except _PgEntraError as e2:
+                raise _as_operational_error(e2) from e2
+            return dialect.connect(*cargs, **p)
 
     return engine
+
+
+def _as_operational_error(e: BaseException) -> Any:
+    """A pgentra error (configuration, credential, identity service) while connecting, as
+    SQLAlchemy's own connection error: `sqlalchemy.exc.OperationalError` with the pgentra
+    error as `.orig` and `__cause__`, so `pool_pre_ping`, retry and health-check code written
+    for SQLAlchemy sees what it expects. SQLAlchemy passes it through unchanged (it wraps
+    only the driver's errors)."""
+    return sqlalchemy.exc.OperationalError(None, None, e)
 
 
 def create_engine(url: Union[str, URL, None] = None, *, connector: Optional[Connector] = None, **kwargs: Any) -> Any:

@@ -94,3 +94,42 @@ def harness():
     if not HARNESS:
         pytest.skip("needs tests/harness/with-harness.sh")
     return os.environ
+
+
+def revoke(token: str) -> None:
+    """The server refuses this token from now on (SQLSTATE 28P01), while caches still hold it;
+    the identity endpoints hand out a new one."""
+    control("POST", "/control/revoke", token)
+
+
+def identity_requests() -> int:
+    return int(stats()["msi_requests"])
+
+
+def configure_django() -> None:
+    """Django's settings for every test module that uses Django (configured once a process):
+    "default" from the Service Connector variables, "explicit" from DATABASES itself."""
+    import django
+    from django.conf import settings
+
+    if settings.configured:
+        return
+    settings.configure(
+        DEBUG=False,
+        USE_TZ=True,
+        INSTALLED_APPS=[],
+        DATABASES={
+            # Everything from the Service Connector variables (AZURE_POSTGRESQL_CONNECTIONSTRING here).
+            "default": {"ENGINE": "pgentra.django", "NAME": "", "CONN_MAX_AGE": None},
+            # Everything in the settings, connector options in OPTIONS; still no PASSWORD.
+            "explicit": {
+                "ENGINE": "pgentra.django",
+                "NAME": "postgres",
+                "HOST": os.environ.get("PGENTRA_PG_HOST", ""),
+                "PORT": os.environ.get("PGENTRA_PG_PORT", ""),
+                "USER": APP_ROLE,
+                "OPTIONS": {"sslmode": "require", "credential": "managed-identity", "application_name": "dj"},
+            },
+        },
+    )
+    django.setup()

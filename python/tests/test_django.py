@@ -9,7 +9,7 @@ import threading
 import psycopg2
 import pytest
 
-from conftest import APP_ROLE, HARNESS, needs_harness, rotate
+from conftest import APP_ROLE, HARNESS, configure_django, needs_harness, rotate
 
 pytestmark = needs_harness
 
@@ -18,28 +18,7 @@ django = pytest.importorskip("django")
 
 @pytest.fixture(scope="module")
 def dj():
-    from django.conf import settings
-
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False,
-            USE_TZ=True,
-            INSTALLED_APPS=[],
-            DATABASES={
-                # Everything from the Service Connector variables (AZURE_POSTGRESQL_CONNECTIONSTRING here).
-                "default": {"ENGINE": "pgentra.django", "NAME": "", "CONN_MAX_AGE": None},
-                # Everything in the settings, connector options in OPTIONS; still no PASSWORD.
-                "explicit": {
-                    "ENGINE": "pgentra.django",
-                    "NAME": "postgres",
-                    "HOST": os.environ.get("PGENTRA_PG_HOST", ""),
-                    "PORT": os.environ.get("PGENTRA_PG_PORT", ""),
-                    "USER": APP_ROLE,
-                    "OPTIONS": {"sslmode": "require", "credential": "managed-identity", "application_name": "dj"},
-                },
-            },
-        )
-        django.setup()
+    configure_django()
     from django.db import connections, models
 
     class Role(models.Model):
@@ -125,14 +104,35 @@ def test_threads_share_one_connector(dj):
     assert c.token_requests == before, "every thread's connection used the cached token"
 
 
-def test_django_pool_option_is_refused(dj):
-    from django.core.exceptions import ImproperlyConfigured
-
+def test_django_pool_gives_each_new_connection_a_current_token(dj):
+    """Django 5.1+'s own pool (OPTIONS["pool"], psycopg_pool): the pool is built with the
+    keywords of its first connection, token included; pgentra's connection class gives every
+    new pooled connection the connector's current token (issue #17 item 5)."""
+    from conftest import identity_requests, revoke
     from pgentra.django.base import DatabaseWrapper
 
-    w = DatabaseWrapper({**dj[0]["default"].settings_dict, "OPTIONS": {"pool": True}}, "pooled")
-    with pytest.raises(ImproperlyConfigured, match="pool"):
-        w.get_connection_params()
+    sd = {**dj[0]["default"].settings_dict, "CONN_MAX_AGE": 0,
+          "OPTIONS": {"pool": {"min_size": 1, "max_size": 3, "timeout": 10}, "timeout": 61.5}}
+    w = DatabaseWrapper(sd, "pooled")
+    try:
+        with w.cursor() as cur:
+            cur.execute("select current_user")
+            assert cur.fetchone()[0] == APP_ROLE
+        c = w.pgentra_connector()
+        first = c.token()
+        held = w.pool.getconn()  # keep one pooled connection busy: the next one is new
+        revoke(first)  # the token the pool was built with, still cached, is refused from now on
+        before = identity_requests()
+        fresh = w.pool.getconn()
+        try:
+            assert fresh.execute("select current_user").fetchone()[0] == APP_ROLE
+        finally:
+            w.pool.putconn(fresh)
+            w.pool.putconn(held)
+        assert identity_requests() == before + 1, "one new token for the new pooled connection"
+        assert c.token() != first
+    finally:
+        w.close_pool()
 
 
 def test_databases_options_cannot_lower_sslmode(dj):

@@ -78,10 +78,11 @@ module PgEntra
       _connection_string(format)
     end
 
-    # A PG::Connection with a current token. If the server refuses the token (it was replaced
-    # before its expiry), the token is renewed once (invalidate_if, so that many connections
-    # failing together cause one identity request) and the connection tried again. Nothing is
-    # retried when the caller passes its own password.
+    # A PG::Connection with a current token. If the connect fails while the token is still the
+    # cached one and the failure may be a refusal (see #refused?), the token is renewed once
+    # (compare-and-invalidate, so that many connections failing together cause one identity
+    # request) and the connection tried again. Nothing is retried when the caller passes its
+    # own password.
     def connect(**overrides)
       require "pg"
       ours = !(overrides.key?(:password) || overrides.key?("password"))
@@ -90,12 +91,23 @@ module PgEntra
         params = conninfo(**overrides)
         PG.connect(**params)
       rescue PG::ConnectionBad => e
-        raise unless ours && !renewed && !password_mode? && PgEntra.auth_failure?(e)
+        raise unless ours && !renewed && refused?(e, params[:password])
 
         renewed = true
-        invalidate_if(params[:password])
         retry
       end
+    end
+
+    # A connect with `token` failed with `error`: whether to connect again, once, with a new
+    # token. What ruby-pg can tell goes to the core, which decides (PgEntra.failure_facts);
+    # messages are never read (servers localize them).
+    def refused?(error, token)
+      return false if token.nil? || password_mode?
+
+      return false unless PgEntra.auth_failure?(error)
+
+      sqlstate, used_password = PgEntra.failure_facts(error)
+      _connect_failed(token, sqlstate, used_password)
     end
   end
 
@@ -141,19 +153,56 @@ module PgEntra
       default_connector.invalidate
     end
 
-    # Whether a driver's error says the server refused the password (a token that is no longer
-    # accepted): PostgreSQL's "password authentication failed" or SQLSTATE 28P01, looked up
-    # through wrapped errors (#cause), as ActiveRecord wraps PG's.
-    def auth_failure?(error)
+    # `error` and its causes (ActiveRecord wraps PG's errors), at most 5.
+    def chain(error)
+      out = []
       e = error
-      5.times do
-        break if e.nil?
-        return true if e.message.to_s.include?("password authentication failed")
-        return true if defined?(::PG::InvalidPassword) && e.is_a?(::PG::InvalidPassword)
-
+      while e && out.size < 5
+        out << e
         e = e.cause
       end
-      false
+      out
+    end
+
+    # What a failed connect tells, never read from its message: [sqlstate, used_password].
+    # The SQLSTATE of a PG::Error's result (ruby-pg has none for a failed connect: libpq keeps
+    # it to itself), else libpq's PQconnectionUsedPassword of the failed connection where
+    # ruby-pg still holds it open (1.4 and 1.5 close it: nil), else [nil, nil], which the core
+    # treats as a possible refusal, bounded by its REFUSAL_HOLD.
+    def failure_facts(error)
+      chain(error).each do |e|
+        next unless defined?(::PG::Error) && e.is_a?(::PG::Error)
+
+        code = begin
+          e.result&.error_field(::PG::PG_DIAG_SQLSTATE)
+        rescue StandardError
+          nil
+        end
+        return [code, nil] if code.is_a?(String) && !code.empty?
+
+        used = begin
+          c = e.respond_to?(:connection) ? e.connection : nil
+          c.respond_to?(:connection_used_password) ? c.connection_used_password : nil
+        rescue StandardError
+          nil
+        end
+        return [nil, used] if [true, false].include?(used)
+      end
+      [nil, nil]
+    end
+
+    # Whether a driver's connect error may be the server refusing the password, by the core's
+    # rule (pgentra::recovery): SQLSTATE 28P01 (PG::InvalidPassword); without a SQLSTATE, a
+    # failed libpq connect that had sent a password; with neither fact (ruby-pg 1.4 and 1.5 for
+    # a failed connect), any PG::ConnectionBad. Message text is never read.
+    def auth_failure?(error)
+      errors = chain(error)
+      return true if errors.any? { |e| defined?(::PG::InvalidPassword) && e.is_a?(::PG::InvalidPassword) }
+
+      sqlstate, used_password = failure_facts(error)
+      return false if sqlstate.nil? && used_password.nil? && errors.none? { |e| defined?(::PG::ConnectionBad) && e.is_a?(::PG::ConnectionBad) }
+
+      _may_be_refusal(sqlstate, used_password)
     end
   end
 end

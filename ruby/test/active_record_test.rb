@@ -119,8 +119,9 @@ class ActiveRecordTest < HarnessTest
     ENV.delete("PGPASSWORD")
   end
 
-  def test_a_configuration_error_is_raised_as_such
-    e = assert_raises(PgEntra::ConfigError) { connect(**settings(sslmode: "sometimes")) }
+  def test_a_configuration_error_is_raised_as_activerecords_connection_error
+    e = assert_raises(ActiveRecord::ConnectionNotEstablished) { connect(**settings(sslmode: "sometimes")) }
+    assert_kind_of PgEntra::ConfigError, e.cause
     assert_includes e.message, "sslmode"
   end
 end

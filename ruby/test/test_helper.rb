@@ -88,3 +88,17 @@ class HarnessTest < Minitest::Test
     conn.exec("select current_user").getvalue(0, 0)
   end
 end
+
+module Harness
+  module_function
+
+  # The server refuses this token from now on (SQLSTATE 28P01), while caches still hold it;
+  # the identity endpoints hand out a new one.
+  def revoke(token)
+    control(:post, "/control/revoke", token)
+  end
+
+  def identity_requests
+    stats["msi_requests"].to_i
+  end
+end

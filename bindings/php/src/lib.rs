@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod connect;
+
 // ---------------------------------------------------------------------------------------------
 // Exceptions: plain PHP classes (no Rust state), registered at module startup.
 //   PgEntra\Exception extends \Exception
@@ -358,6 +360,31 @@ pub fn pgentra_invalidate(rejected: Option<String>) -> PhpResult<bool> {
     })
 }
 
+/// `pg_connect()` with the default connector's current token. If the connect fails while the
+/// token is still the cached one, the token is dropped (compare-and-invalidate) and the connect
+/// tried once more; a failure is a `PgEntra\DatabaseException` with pgsql's message.
+#[php_function]
+#[php(defaults(flags = 0))]
+pub fn pgentra_pg_connect(flags: i64) -> PhpResult<Zval> {
+    guard(|| connect::pg_connect(&default_connector()?, flags))
+}
+
+/// `new PDO()` with the default connector's current token (user and password as constructor
+/// arguments), `$options` passed to PDO; one reconnect after a possible refusal. A failed
+/// connect is PDO's own `PDOException`.
+#[php_function]
+pub fn pgentra_pdo(options: Option<&ZendHashTable>) -> PhpResult<Zval> {
+    let c = guard(default_connector)?;
+    connect::pdo(&c, options)
+}
+
+/// How many connectors the per-process registry holds (`new PgEntra\Connector` with equal
+/// options shares one).
+#[php_function]
+pub fn pgentra_connector_count() -> i64 {
+    i64::try_from(pgentra::Connector::shared_count()).unwrap_or(i64::MAX)
+}
+
 /// Internal, for the test suite: panics inside a guarded body when PGENTRA_SELFTEST=1, to
 /// show that a panic becomes a PgEntra\InternalException.
 #[php_function]
@@ -385,12 +412,32 @@ pub struct PhpConnector {
 
 #[php_impl]
 impl PhpConnector {
-    /// From the environment, with the options array's values taking precedence.
+    /// From the environment, with the options array's values taking precedence. Connectors
+    /// with equal options share one token cache for the life of the process (a registry in
+    /// the extension), so a PHP-FPM worker that builds one per request asks the identity
+    /// service once, not once per request.
     pub fn __construct(options: Option<&ZendHashTable>) -> PhpResult<Self> {
         guard(|| {
             let o = options_from(options)?;
-            Ok(PhpConnector { inner: pgentra::Connector::new(o)? })
+            Ok(PhpConnector { inner: pgentra::Connector::shared(o)? })
         })
+    }
+
+    /// `pg_connect()` with a current token; one reconnect after a possible refusal.
+    #[php(defaults(flags = 0))]
+    pub fn pg_connect(&self, flags: i64) -> PhpResult<Zval> {
+        guard(|| connect::pg_connect(&self.inner, flags))
+    }
+
+    /// `new PDO()` with a current token; one reconnect after a possible refusal.
+    pub fn pdo(&self, options: Option<&ZendHashTable>) -> PhpResult<Zval> {
+        connect::pdo(&self.inner, options)
+    }
+
+    /// A connect with `$token` failed (a PHP driver knows nothing more): whether to connect
+    /// again, once, with `token()`. The core decides (the same rule as pgConnect and pdo).
+    pub fn connect_failed(&self, token: String) -> PhpResult<bool> {
+        guard(|| Ok(connect::failed(&self.inner, &token)))
     }
 
     /// The access token (from the cache, or acquired now).
@@ -473,6 +520,9 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .function(wrap_function!(pgentra_conninfo))
         .function(wrap_function!(pgentra_pdo_dsn))
         .function(wrap_function!(pgentra_invalidate))
+        .function(wrap_function!(pgentra_pg_connect))
+        .function(wrap_function!(pgentra_pdo))
+        .function(wrap_function!(pgentra_connector_count))
         .function(wrap_function!(selftest_panic))
         .class::<PhpConnector>()
 }

@@ -6,7 +6,7 @@
 //! The pure-Python package `pgentra` (python/pgentra) re-exports these and adds the async
 //! methods and the driver integrations.
 
-use pgentra::{ConnParams, CredentialKind, ErrorKind, Format, Options, Secret, SslMode};
+use pgentra::{ConnParams, CredentialKind, ErrorKind, Failure, Format, Options, Secret, SslMode};
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -334,6 +334,20 @@ impl PyConnector {
         self.inner.invalidate();
     }
 
+    /// The server refused `rejected`: drop it only if it is still the cached one (and was not
+    /// fetched right after another refusal). Returns whether it was dropped.
+    fn invalidate_if(&self, py: Python<'_>, rejected: &str) -> bool {
+        py.detach(|| self.inner.invalidate_if(rejected))
+    }
+
+    /// A connect with `token` failed; `sqlstate` and `used_password` are what the driver could
+    /// tell (None: nothing). The core decides (pgentra::recovery) and returns whether to
+    /// connect again, once, with a new token.
+    #[pyo3(signature = (token, sqlstate=None, used_password=None))]
+    fn _connect_failed(&self, py: Python<'_>, token: &str, sqlstate: Option<&str>, used_password: Option<bool>) -> bool {
+        py.detach(|| self.inner.connect_failed(token, Failure::from_facts(sqlstate, used_password)))
+    }
+
     /// What is known about the current token (acquiring one if needed); never the token.
     fn token_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let info = py.detach(|| self.inner.token_info()).map_err(|e| to_py_err(py, e))?;
@@ -438,11 +452,20 @@ impl PyConnector {
     }
 }
 
+/// The core's reading of a failed connect's facts (pgentra::recovery): whether it may be the
+/// server refusing the password.
+#[pyfunction]
+#[pyo3(signature = (sqlstate=None, used_password=None))]
+fn _may_be_refusal(sqlstate: Option<&str>, used_password: Option<bool>) -> bool {
+    Failure::from_facts(sqlstate, used_password).may_be_refusal()
+}
+
 #[pymodule]
 fn _pgentra(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pgentra::init_logging();
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(_may_be_refusal, m)?)?;
     m.add_class::<PyConnector>()?;
     let base = py.get_type::<Error>();
     base.setattr("kind", py.None())?;

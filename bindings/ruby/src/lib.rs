@@ -13,7 +13,7 @@ use magnus::{
     function, method, prelude::*, value::Opaque, Error, ExceptionClass, RClass, RHash, RModule,
     RString, Ruby, Symbol, Value,
 };
-use pgentra::{ConnParams, CredentialKind, ErrorKind, Format, Options, Secret, SslMode};
+use pgentra::{ConnParams, CredentialKind, ErrorKind, Failure, Format, Options, Secret, SslMode};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -414,6 +414,20 @@ impl RbConnector {
         })
     }
 
+    /// A connect with `token` failed; `sqlstate` and `used_password` (nil: unknown) are what
+    /// ruby-pg could tell. The core decides (pgentra::recovery): whether to reconnect once.
+    fn connect_failed(ruby: &Ruby, rb_self: &Self, token: Value, sqlstate: Value, used_password: Value) -> Result<bool, Error> {
+        guard(ruby, || {
+            if token.is_nil() {
+                return Ok(false);
+            }
+            let t = str_arg(ruby, "token", token)?;
+            let code = if sqlstate.is_nil() { None } else { Some(str_arg(ruby, "sqlstate", sqlstate)?) };
+            let used = if used_password.is_nil() { None } else { Some(used_password.to_bool()) };
+            Ok(rb_self.inner.connect_failed(&t, Failure::from_facts(code.as_deref(), used)))
+        })
+    }
+
     fn token_requests(ruby: &Ruby, rb_self: &Self) -> Result<u64, Error> {
         guard(ruby, || Ok(rb_self.inner.token_requests()))
     }
@@ -524,6 +538,14 @@ fn define_errors(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     Ok(())
 }
 
+/// `PgEntra._may_be_refusal(sqlstate, used_password)`: the core's reading of a failed
+/// connect's facts (nil: unknown), pgentra::recovery.
+fn may_be_refusal(ruby: &Ruby, sqlstate: Value, used_password: Value) -> Result<bool, Error> {
+    let code = if sqlstate.is_nil() { None } else { Some(str_arg(ruby, "sqlstate", sqlstate)?) };
+    let used = if used_password.is_nil() { None } else { Some(used_password.to_bool()) };
+    Ok(Failure::from_facts(code.as_deref(), used).may_be_refusal())
+}
+
 // The package is pgentra-ruby, the library (and so the file Ruby loads) pgentra_ext: name the
 // entry point after the file, `Init_pgentra_ext`.
 #[magnus::init(name = "pgentra_ext")]
@@ -533,6 +555,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     module.const_set("NATIVE_VERSION", env!("CARGO_PKG_VERSION"))?;
     define_errors(ruby, module)?;
     module.define_singleton_method("_panic_for_tests", function!(panic_for_tests, 1))?;
+    module.define_singleton_method("_may_be_refusal", function!(may_be_refusal, 2))?;
 
     let class: RClass = module.define_class("Connector", ruby.class_object())?;
     // Instances come only from `_new` (wrapping a core connector), never from `allocate`.
@@ -548,6 +571,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     class.define_method("token_info", method!(RbConnector::token_info, 0))?;
     class.define_method("invalidate", method!(RbConnector::invalidate, 0))?;
     class.define_method("invalidate_if", method!(RbConnector::invalidate_if, 1))?;
+    class.define_method("_connect_failed", method!(RbConnector::connect_failed, 3))?;
     class.define_method("token_requests", method!(RbConnector::token_requests, 0))?;
     class.define_method("password_mode?", method!(RbConnector::password_mode, 0))?;
     class.define_method("credential", method!(RbConnector::credential, 0))?;

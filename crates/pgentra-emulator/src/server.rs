@@ -989,7 +989,8 @@ impl Emulator {
         )
     }
 
-    /// `POST /control/revoke` with a token as the body: the server refuses it from now on.
+    /// `POST /control/revoke` with a token as the body: the server refuses it from now on, and
+    /// the identity endpoints no longer hand it out.
     async fn revoke(&self, req: Request<Incoming>) -> Resp {
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),

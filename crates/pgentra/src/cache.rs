@@ -544,7 +544,7 @@ impl TokenCache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::error::{Error, ErrorKind};
     use std::sync::atomic::AtomicUsize;
@@ -568,10 +568,12 @@ mod tests {
         assert!(refresh_at(now, now + 3600, Some(i64::MIN)) <= now + 1800);
     }
 
-    struct Counting {
-        calls: Arc<AtomicUsize>,
-        fail: Arc<std::sync::atomic::AtomicBool>,
-        lifetime: i64,
+    /// Hands out "a.b0.c", "a.b1.c", ... after 50 ms, counting requests (also used by
+    /// `recovery`'s tests).
+    pub(crate) struct Counting {
+        pub(crate) calls: Arc<AtomicUsize>,
+        pub(crate) fail: Arc<std::sync::atomic::AtomicBool>,
+        pub(crate) lifetime: i64,
     }
 
     #[async_trait::async_trait]

@@ -21,6 +21,7 @@ pub mod connector;
 pub mod db;
 pub mod error;
 pub mod identity;
+pub mod recovery;
 pub mod runtime;
 pub mod secret;
 pub mod shared_cache;
@@ -32,6 +33,7 @@ pub use config::{Config, CredentialKind, Env, Options, DEFAULT_PREFIX};
 pub use conninfo::{ConnParams, Dialect, Format, SslMode};
 pub use connector::{Connector, TokenInfo};
 pub use error::{Error, ErrorKind, Result};
+pub use recovery::Failure;
 pub use secret::Secret;
 pub use tls::{TlsDecision, TlsPolicy, TlsRule};
 

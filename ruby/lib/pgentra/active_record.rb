@@ -23,9 +23,12 @@
 # and user where database.yml leaves them out, from the Service Connector variables through
 # the core). One PgEntra::Connector per distinct (host, port, database, user, sslmode) serves
 # every connection of that configuration, so the pool's connections share one cached token. If
-# the server refuses a token (it was replaced before its expiry), the token is renewed once
-# (invalidate_if: many connections failing together cause one identity request) and the
-# connection is tried again.
+# the connect fails in a way that may be a refusal of the token (SQLSTATE 28P01 where ruby-pg
+# reports one; ruby-pg reports none for a failed connect, and the core then treats it as a
+# possible refusal, bounded by its REFUSAL_HOLD), the token is renewed once (compare-and-
+# invalidate: many connections failing together cause one identity request) and the connection
+# is tried again. A pgentra error while connecting is ActiveRecord::ConnectionNotEstablished
+# with the pgentra error as its cause.
 #
 # Works with ActiveRecord 6.1 (Debian bookworm's) and 7.x: it prepends to
 # PostgreSQLAdapter.new_client(conn_params), which both call for every new connection; where
@@ -111,21 +114,27 @@ module PgEntra
         connector.conninfo(**given)
       end
 
-      # Yields the parameters with a current token; if the server refuses the token, renews it
-      # once and yields again.
+      # Yields the parameters with a current token; if the connect fails in a way that may be
+      # a refusal of that token (the core decides, see Connector#refused?), renews it once and
+      # yields again. A pgentra error (configuration, credential, identity service) becomes
+      # ActiveRecord::ConnectionNotEstablished with the pgentra error as its #cause, so code
+      # written for ActiveRecord's connection errors sees what it expects.
       def with_token(conn_params)
         connector = connector_for(conn_params)
         renewed = false
         begin
           params = client_params(connector, conn_params)
           yield params
+        rescue PgEntra::Error
+          raise
         rescue StandardError => e
-          raise if renewed || connector.password_mode? || !PgEntra.auth_failure?(e)
+          raise if renewed || !connector.refused?(e, params[:password])
 
           renewed = true
-          connector.invalidate_if(params[:password])
           retry
         end
+      rescue PgEntra::Error => e
+        raise ::ActiveRecord::ConnectionNotEstablished, e.message
       end
 
       # For tests: forget the connectors (their tokens go with them).
