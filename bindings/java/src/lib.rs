@@ -236,6 +236,35 @@ pub extern "system" fn Java_io_pgentra_Native_invalidateIf<'c>(mut u: EnvUnowned
     .resolve::<ThrowPgEntra>()
 }
 
+/// `boolean connectFailed(long handle, char[] token, String sqlstate)`: a connect that was given
+/// `token` failed with `sqlstate` (pgJDBC always has one); the core decides whether to connect
+/// once more (`Connector::connect_failed`: a refusal, 28P01, of a token the cache no longer
+/// hands out).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_pgentra_Native_connectFailed<'c>(
+    mut u: EnvUnowned<'c>,
+    _c: JClass<'c>,
+    handle: jlong,
+    token: JCharArray<'c>,
+    sqlstate: JString<'c>,
+) -> jboolean {
+    u.with_env(|env| -> Res<jboolean> {
+        let c = connector(handle)?;
+        if token.is_null() {
+            return Ok(false);
+        }
+        let state = if sqlstate.is_null() { None } else { Some(sqlstate.try_to_string(env)?) };
+        let mut buf = vec![0u16; token.len(env)?];
+        token.get_region(env, 0, &mut buf)?;
+        let mut text = String::from_utf16_lossy(&buf);
+        buf.zeroize();
+        let again = c.connect_failed(&text, pgentra::Failure::from_facts(state.as_deref(), None));
+        text.zeroize();
+        Ok(again)
+    })
+    .resolve::<ThrowPgEntra>()
+}
+
 /// `String render(long handle, boolean withToken, String format, String[] overrides)`: the
 /// connection string (with the token) or the settings string (without a password).
 #[unsafe(no_mangle)]

@@ -23,6 +23,8 @@ final class Native {
 
     static native boolean invalidateIf(long handle, char[] rejected);
 
+    static native boolean connectFailed(long handle, char[] token, String sqlstate);
+
     static native String render(long handle, boolean withToken, String format, String[] overrides);
 
     static native String[] params(long handle, boolean withToken, String[] overrides);

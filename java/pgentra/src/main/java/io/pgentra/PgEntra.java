@@ -229,6 +229,24 @@ public final class PgEntra implements AutoCloseable {
         }
     }
 
+    /**
+     * A connection that was given {@code token} failed with SQLSTATE {@code sqlstate}: whether to
+     * connect once more. Yes for a refusal ({@code 28P01}) of a token the cache no longer hands
+     * out: this call drops it (unless another connection already did), so concurrent refusals
+     * cause one identity request. No when the cache keeps it (a token fetched right after
+     * another refusal and refused again within seconds: the role is at fault, not the token).
+     */
+    public boolean connectFailed(char[] token, String sqlstate) {
+        if (token == null) {
+            throw new NullPointerException("token");
+        }
+        try {
+            return Native.connectFailed(handle(), token, sqlstate);
+        } finally {
+            Reference.reachabilityFence(this);
+        }
+    }
+
     /** Drops the cached token (if any), so that the next call acquires a new one. */
     public void invalidate() {
         try {

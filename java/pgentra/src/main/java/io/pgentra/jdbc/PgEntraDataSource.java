@@ -46,13 +46,13 @@ public final class PgEntraDataSource implements DataSource {
             token = t.clone(); // pgJDBC wipes the array it was given
         }
 
-        synchronized boolean invalidate() {
+        synchronized boolean again(String sqlstate) {
             if (token == null) {
                 return false;
             }
-            connector.invalidateIf(token);
+            boolean again = connector.connectFailed(token, sqlstate);
             wipe();
-            return true;
+            return again;
         }
 
         synchronized void wipe() {
@@ -153,10 +153,10 @@ public final class PgEntraDataSource implements DataSource {
             try {
                 return driver.connect(u, p);
             } catch (SQLException e) {
-                // Dropped, or already replaced by another connection: either way the cache now
-                // decides (the core keeps a token it fetched right after a refusal, so a wrong
-                // role costs at most one more identity request).
-                if (!"28P01".equals(e.getSQLState()) || !h.invalidate()) {
+                // The core decides (a refusal of a token the cache no longer hands out; a token
+                // fetched right after a refusal is kept, so a wrong role costs at most one more
+                // identity request and no reconnect).
+                if (!h.again(e.getSQLState())) {
                     throw e;
                 }
                 return driver.connect(u, p); // once: a second refusal is the caller's
