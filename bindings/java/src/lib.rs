@@ -280,7 +280,7 @@ pub extern "system" fn Java_io_pgentra_Native_render<'c>(
         let c = connector(handle)?;
         let f = format_of(&string(env, &format, "format")?)?;
         let o = pairs(env, &overrides)?;
-        let text = if with_token { c.connection_string_with(f, &o)? } else { c.settings_string_with(f, &o)? };
+        let text = if with_token { c.connection_string_with(f, &o)? } else { c.settings_string_with_user(f, &o)? };
         Ok(JString::from_str(env, &text)?)
     })
     .resolve::<ThrowPgEntra>()
@@ -299,7 +299,7 @@ pub extern "system" fn Java_io_pgentra_Native_params<'c>(
     u.with_env(|env| -> Res<JObjectArray<'c, JString<'c>>> {
         let c = connector(handle)?;
         let o = pairs(env, &overrides)?;
-        let p = if with_token { c.params_with(&o)? } else { c.settings_with(&o)? };
+        let p = if with_token { c.params_with(&o)? } else { c.settings_with_user(&o)? };
         let port = p.port.map(|n| n.to_string());
         let mut items: Vec<(&str, &str)> = Vec::new();
         for (k, v) in [("host", p.host.as_deref()), ("port", port.as_deref()), ("dbname", p.dbname.as_deref()), ("user", p.user.as_deref())] {

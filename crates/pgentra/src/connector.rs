@@ -351,6 +351,23 @@ impl Connector {
         Ok(p)
     }
 
+    /// `settings_with`, plus the database user from the token's claims when none is configured
+    /// (which may wait for a token): for drivers that send the user name before they ask for
+    /// the password (pgJDBC's authentication plugin), so that a settings URL alone logs in as
+    /// the identity's role rather than as the operating system's user.
+    pub fn settings_with_user(&self, overrides: &[(String, Option<String>)]) -> Result<ConnParams> {
+        let mut p = self.settings_with(overrides)?;
+        if p.user.is_none() && !self.is_password_mode() {
+            p.user = self.params_with(overrides)?.user;
+        }
+        Ok(p)
+    }
+
+    /// `settings_with_user` rendered in `format`.
+    pub fn settings_string_with_user(&self, format: Format, overrides: &[(String, Option<String>)]) -> Result<String> {
+        Self::render(self.settings_with_user(overrides)?, format)
+    }
+
     /// Which TLS rule applies to this connector's parameters and why (for `pgentra check`),
     /// without any identity request.
     pub fn tls_decision(&self) -> Result<TlsDecision> {

@@ -32,6 +32,18 @@ class PluginTest {
         assertEquals("pgentra-app", Harness.currentUser(url, new Properties()));
     }
 
+    /** No user configured: jdbcUrl() carries the identity's role, from the token's claims. */
+    @Test
+    void jdbcUrlWithoutAConfiguredUserLogsInAsTheIdentitysRole() throws SQLException {
+        try (PgEntra pg = PgEntra.builder().connectionString("host=" + Harness.host() + " port=" + Harness.port() + " dbname=postgres sslmode=require")
+                .credential("managed-identity").build()) {
+            String url = pg.jdbcUrl();
+            assertTrue(url.contains("user=pgentra-app"), url);
+            assertEquals("pgentra-app", Harness.currentUser(url, new Properties()));
+            assertEquals("pgentra-app", pg.jdbcProperties().getProperty("user"));
+        }
+    }
+
     @Test
     void everyCredentialLogsInAsItsRole() throws SQLException {
         String cert = System.getenv("PGENTRA_TEST_CERT");
