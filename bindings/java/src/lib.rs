@@ -216,6 +216,13 @@ pub extern "system" fn Java_io_pgentra_Native_token<'c>(mut u: EnvUnowned<'c>, _
     .resolve::<ThrowPgEntra>()
 }
 
+/// A token handed back by Java as `char[]`, copied out; both copies are wiped when dropped.
+fn secret_chars(env: &mut Env<'_>, chars: &JCharArray<'_>) -> Res<zeroize::Zeroizing<String>> {
+    let mut buf = zeroize::Zeroizing::new(vec![0u16; chars.len(env)?]);
+    chars.get_region(env, 0, &mut buf)?;
+    Ok(zeroize::Zeroizing::new(String::from_utf16_lossy(&buf)))
+}
+
 /// `boolean invalidateIf(long handle, char[] rejected)`; a null array drops any cached token.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_pgentra_Native_invalidateIf<'c>(mut u: EnvUnowned<'c>, _c: JClass<'c>, handle: jlong, rejected: JCharArray<'c>) -> jboolean {
@@ -225,13 +232,8 @@ pub extern "system" fn Java_io_pgentra_Native_invalidateIf<'c>(mut u: EnvUnowned
             c.invalidate();
             return Ok(true);
         }
-        let mut buf = vec![0u16; rejected.len(env)?];
-        rejected.get_region(env, 0, &mut buf)?;
-        let mut text = String::from_utf16_lossy(&buf);
-        buf.zeroize();
-        let dropped = c.invalidate_if(&text);
-        text.zeroize();
-        Ok(dropped)
+        let text = secret_chars(env, &rejected)?;
+        Ok(c.invalidate_if(&text))
     })
     .resolve::<ThrowPgEntra>()
 }
@@ -254,13 +256,8 @@ pub extern "system" fn Java_io_pgentra_Native_connectFailed<'c>(
             return Ok(false);
         }
         let state = if sqlstate.is_null() { None } else { Some(sqlstate.try_to_string(env)?) };
-        let mut buf = vec![0u16; token.len(env)?];
-        token.get_region(env, 0, &mut buf)?;
-        let mut text = String::from_utf16_lossy(&buf);
-        buf.zeroize();
-        let again = c.connect_failed(&text, pgentra::Failure::from_facts(state.as_deref(), None));
-        text.zeroize();
-        Ok(again)
+        let text = secret_chars(env, &token)?;
+        Ok(c.connect_failed(&text, pgentra::Failure::from_facts(state.as_deref(), None)))
     })
     .resolve::<ThrowPgEntra>()
 }
