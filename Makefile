@@ -101,6 +101,7 @@ test-servers:
 # The READMEs' code blocks, run as written against the harness after the READMEs' own install
 # recipes (tests/docs/run.py; fence info `norun` marks a block that is not meant to run).
 test-docs:
+	python3 -m unittest -q tests/docs/test_run.py
 	python3 tests/docs/run.py
 
 # Criterion benchmarks of the core, then Python, Node.js and Go against the Azure SDKs (bench/results.md).

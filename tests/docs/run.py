@@ -59,25 +59,46 @@ class Block:
 
 
 def extract(path):
-    """The fenced blocks of one Markdown file (indented fences included)."""
-    blocks, cur = [], None
+    """The fenced blocks of one Markdown file of this checkout."""
     with open(os.path.join(ROOT, path), encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            m = FENCE.match(line.rstrip("\n"))
-            if cur is None:
-                if m:
-                    info = m.group(3).strip().split()
-                    cur = (n, m.group(1), m.group(2), info[0] if info else "", info[1:], [])
-            elif m and len(m.group(2)) >= len(cur[2]) and not m.group(3).strip():
-                indent = len(cur[1])
-                text = "\n".join(l[indent:] if l[:indent].strip() == "" else l for l in cur[5])
-                blocks.append(Block(path, cur[0], cur[3], cur[4], text + "\n"))
-                cur = None
-            else:
-                cur[5].append(line.rstrip("\n"))
+        return parse(path, f.read())
+
+
+def parse(path, markdown):
+    """The fenced blocks of Markdown text (indented fences included, the indent removed)."""
+    blocks, cur = [], None
+    for n, line in enumerate(markdown.split("\n"), 1):
+        m = FENCE.match(line)
+        if cur is None:
+            if m:
+                info = m.group(3).strip().split()
+                cur = (n, m.group(1), m.group(2), info[0] if info else "", info[1:], [])
+        elif m and len(m.group(2)) >= len(cur[2]) and not m.group(3).strip():
+            indent = len(cur[1])
+            text = "\n".join(l[indent:] if l[:indent].strip() == "" else l for l in cur[5])
+            blocks.append(Block(path, cur[0], cur[3], cur[4], text + "\n"))
+            cur = None
+        else:
+            cur[5].append(line)
     if cur is not None:
         raise SystemExit(f"{path}:{cur[0]}: unclosed code fence")
     return blocks
+
+
+def check_marks(blocks):
+    """Errors for blocks the runner cannot run and that do not say so."""
+    known = set(langs.RUNNERS) | {"sh"}
+    errors = []
+    for b in blocks:
+        if b.flag("norun"):
+            continue
+        if b.lang not in known:
+            errors.append(f"{b.where}: a ```{b.lang or '(no language)'} block that this runner cannot run; "
+                          f"mark it ```{b.lang or 'text'} norun``` if it is not meant to run, "
+                          f"or teach tests/docs/langs.py the language")
+        if b.lang == "sh" and b.flag("recipe") and b.flag("recipe") not in langs.RECIPE_LANGS:
+            errors.append(f"{b.where}: recipe={b.flag('recipe')}: unknown language (one of {sorted(langs.RECIPE_LANGS)})")
+    return errors
 
 
 def harness_env():
@@ -112,6 +133,7 @@ class Runner:
         return self.run(["bash", "-euo", "pipefail", "-c", script], cwd, block, timeout, env)
 
     def run(self, argv, cwd, block, timeout=240, env=None):
+        cmd = TOKEN.sub("<token>", " ".join(argv))   # tokens never reach the log
         t = time.monotonic()
         try:
             p = subprocess.run(argv, cwd=cwd, env=env or self.env, timeout=timeout,
@@ -120,10 +142,10 @@ class Runner:
         except subprocess.TimeoutExpired as e:
             out, rc = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or ""), "timeout"
         if self.verbose:
-            print(f"    $ {' '.join(argv)[:160]}  ({time.monotonic() - t:.1f}s, rc={rc})")
-        out = TOKEN.sub("<token>", out)   # tokens never reach the log
+            print(f"    $ {cmd[:160]}  ({time.monotonic() - t:.1f}s, rc={rc})")
+        out = TOKEN.sub("<token>", out)
         if rc != 0:
-            raise BlockError(f"{' '.join(argv)[:200]} exited {rc}:\n{out[-3000:]}")
+            raise BlockError(f"{cmd[:200]} exited {rc}:\n{out[-3000:]}")
         return out
 
     def recipe_folder(self, lang, block):
@@ -162,17 +184,7 @@ def main():
     a = ap.parse_args()
 
     blocks = [b for p in FILES for b in extract(p)]
-    known = set(langs.RUNNERS) | {"sh"}
-    errors = []
-    for b in blocks:
-        if b.flag("norun"):
-            continue
-        if b.lang not in known:
-            errors.append(f"{b.where}: a ```{b.lang or '(no language)'} block that this runner cannot run; "
-                          f"mark it ```{b.lang or 'text'} norun``` if it is not meant to run, "
-                          f"or teach tests/docs/langs.py the language")
-        if b.lang == "sh" and b.flag("recipe") and b.flag("recipe") not in langs.RECIPE_LANGS:
-            errors.append(f"{b.where}: recipe={b.flag('recipe')}: unknown language (one of {sorted(langs.RECIPE_LANGS)})")
+    errors = check_marks(blocks)
     if a.list:
         for b in blocks:
             what = "norun" if b.flag("norun") else ("recipe " + b.flag("recipe") if b.flag("recipe") else "run")
