@@ -69,22 +69,45 @@ def _node_modules_for_tests(r):
             os.symlink(os.path.join(src, m), os.path.join(parent, m))
 
 
+def _js_preamble(text, esm):
+    """`pg` and `pgentra`, when the block uses them without importing them (a block that
+    continues the README's first one)."""
+    out = ""
+    for name in ("pg", "pgentra"):
+        used = re.search(rf"\b{name}\b[.,)]", text)
+        declared = re.search(rf"\b(const|let|var|import)\s+{name}\b", text)
+        if used and not declared:
+            out += f"import {name} from '{name}';\n" if esm else f"const {name} = require('{name}');\n"
+    return out
+
+
 def js(r, b):
-    """A block with `import` is an ES module (.mjs), else CommonJS (.cjs): each as written."""
+    """A block that `require`s is CommonJS (.cjs), else an ES module (.mjs): each as written.
+    The epilogue asks a `pool`, `client` or `sequelize` the block left for current_user and
+    closes it (an open pool keeps Node running)."""
     _node_modules_for_tests(r)
     d = r.recipe_folder("node", b)
-    if re.search(r"^\s*import\s", b.text, re.M):
+    esm = bool(re.search(r"^\s*import\s", b.text, re.M)) or "require(" not in b.text
+    if esm:
         epilogue = (
-            "\nfor (const docsPool of [typeof pool === 'undefined' ? null : pool]) {\n"
-            "  if (docsPool && !docsPool.ending && !docsPool.ended) {\n"
-            f"    console.log({CURRENT_USER!r}, (await docsPool.query('select current_user')).rows[0].current_user);\n"
-            "    await docsPool.end();\n"
-            "  }\n"
+            "\nif (typeof pool !== 'undefined' && !pool.ending && !pool.ended) {\n"
+            f"  console.log({CURRENT_USER!r}, (await pool.query('select current_user')).rows[0].current_user);\n"
+            "  await pool.end();\n"
+            "}\n"
+            "if (typeof client !== 'undefined') {\n"
+            f"  console.log({CURRENT_USER!r}, (await client.query('select current_user')).rows[0].current_user);\n"
+            "  await client.end();\n"
             "}\n")
         name = "snippet.mjs"
     else:
-        epilogue, name = "", "snippet.cjs"
-    _write(d, name, b.text + epilogue)
+        epilogue = (
+            "\nif (typeof sequelize !== 'undefined') {\n"
+            "  sequelize.query('select current_user', { plain: true })\n"
+            f"    .then((row) => {{ console.log({CURRENT_USER!r}, row.current_user); return sequelize.close(); }})\n"
+            "    .catch((err) => { console.error(err); process.exitCode = 1; return sequelize.close(); });\n"
+            "}\n")
+        name = "snippet.cjs"
+    _write(d, name, _js_preamble(b.text, esm) + b.text + epilogue)
     return r.run(["node", name], d, b, timeout=60)
 
 

@@ -136,7 +136,7 @@ class Runner:
         cmd = TOKEN.sub("<token>", " ".join(argv))   # tokens never reach the log
         t = time.monotonic()
         try:
-            p = subprocess.run(argv, cwd=cwd, env=env or self.env, timeout=timeout,
+            p = subprocess.run(argv, cwd=cwd, env=env or self.env, timeout=timeout, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             out, rc = p.stdout, p.returncode
         except subprocess.TimeoutExpired as e:
@@ -167,7 +167,8 @@ class Runner:
                 if lang in langs.PER_BLOCK_RECIPE:
                     return None  # run by each of LANG's blocks
                 return "recipe ran: " + self.recipe_folder(lang, block)
-            out = self.sh(block.text, self.user_folder("sh"), block)
+            d = self.user_folder("sh")
+            out = self.sh(block.text, d, block, env=dict(self.env, HOME=d))   # ~/.pgpass and the like stay here
         else:
             out = langs.RUNNERS[block.lang](self, block)
         if EXPECTED_ROLE not in out:
