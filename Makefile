@@ -7,7 +7,7 @@ HARNESS := tests/harness/with-harness.sh
 # own tool chains (maturin, napi, ...).
 SEL := --workspace $(foreach b,$(wildcard bindings/*/Cargo.toml),--exclude pgentra-$(notdir $(patsubst %/,%,$(dir $(b)))))
 
-.PHONY: all deps build-core build demo test test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java test-servers bench clean
+.PHONY: all deps build-core build demo test test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java test-servers test-docs bench clean
 
 all: build
 
@@ -45,7 +45,7 @@ SHARED = PGENTRA_SHARED_CACHE=1
 
 test: build
 	$(CARGO) test --release --locked $(SEL) --no-run -q
-	$(HARNESS) $(MAKE) --no-print-directory test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java test-servers
+	$(HARNESS) $(MAKE) --no-print-directory test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java test-servers test-docs
 
 # Unit, property, vector, emulator and end-to-end tests (one thread: the e2e tests share the
 # emulator's counters).
@@ -97,6 +97,12 @@ test-dotnet:
 # serving 500 requests, 64 and 1,000 Python processes at once, a writer killed mid-write.
 test-servers:
 	tests/servers/test.sh
+
+# The READMEs' code blocks, run as written against the harness after the READMEs' own install
+# recipes (tests/docs/run.py; fence info `norun` marks a block that is not meant to run).
+test-docs:
+	python3 -m unittest -q tests/docs/test_run.py
+	python3 tests/docs/run.py
 
 # Criterion benchmarks of the core, then Python, Node.js and Go against the Azure SDKs (bench/results.md).
 bench: build
