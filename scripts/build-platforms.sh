@@ -60,13 +60,14 @@ wheel() {
 }
 
 # addon TRIPLE NAPI_TRIPLE: the napi-rs addon for one platform into
-# node/pgentra.NAPI_TRIPLE.node. musl needs a dynamically linked C runtime for a shared library
-# (-crt-static, given to the addon's own compilation only, as maturin does for the wheel).
+# node/pgentra.NAPI_TRIPLE.node. A shared library on musl needs a dynamically linked C runtime:
+# -crt-static in RUSTFLAGS, as maturin sets it for the musllinux wheel (the same flags, so the
+# two share that target's crates).
 addon() {
   local t=$SECONDS
-  local flags=()
-  case "$1" in *-musl) flags=(-- -C target-feature=-crt-static) ;; esac
-  cargo rustc --release --locked --target "$1" -p pgentra-node --lib "${flags[@]}"
+  local rustflags=${RUSTFLAGS:-}
+  case "$1" in *-musl) rustflags="-C target-feature=-crt-static" ;; esac
+  RUSTFLAGS=$rustflags cargo build --release --locked --target "$1" -p pgentra-node
   install -m 0755 "$target_dir/$1/release/libpgentra_node.so" "$root/node/.pgentra.node.tmp"
   mv -f "$root/node/.pgentra.node.tmp" "$root/node/pgentra.$2.node"
   took "Node.js addon $2" "$t"
