@@ -21,7 +21,7 @@ skip() { skipped=$((skipped + 1)); echo "skip  $1: $2"; }
 machine() { readelf -h "$1" | sed -n 's/^ *Machine: *//p' | head -n1; }
 needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u | paste -sd' ' -; }
 # Highest GLIBC_x.y version any symbol needs ("" if none).
-glibc_floor() { readelf -V -W "$1" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n1; }
+glibc_floor() { { readelf -V -W "$1" | grep -o 'GLIBC_[0-9][0-9.]*' || true; } | sed 's/GLIBC_//' | sort -V | tail -n1; }
 # Does ELF file $1 define global symbol $2 (in .dynsym for shared objects)?
 defines() { readelf -W --dyn-syms "$1" | awk -v s="$2" '$7 != "UND" && ($5 == "GLOBAL" || $5 == "WEAK") && $8 == s {f=1} END {exit !f}'; }
 
