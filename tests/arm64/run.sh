@@ -9,7 +9,7 @@
 #   - CLI: the aarch64 `pgentra` runs in the root for the end-to-end CLI tests (PGENTRA_CLI_BIN):
 #     tests/e2e/tests/vectors_cli.rs (render and parse vectors byte for byte) and the token /
 #     dsn / exec psql / check test of tests/e2e/tests/e2e.rs (a token, a login as pgentra-app).
-#   - Node.js: the linux-arm64-gnu addon, if built, with Debian arm64's Node.js and node-postgres
+#   - Node.js: the linux-arm64-gnu addon with Debian arm64's Node.js and node-postgres
 #     (pure JavaScript, from node/node_modules): node/test/unit.test.js and node/test/pg.test.js.
 # Run it under the harness: tests/harness/with-harness.sh tests/arm64/run.sh (make test does).
 # Its mounts live in the harness's private mount namespace and vanish with it.
@@ -68,8 +68,12 @@ in_root sh -c "cd '$repo' && PYTHONPATH='$site' exec python3 -m pytest -q -p no:
 echo "== arm64: the aarch64 CLI in the root (tests/e2e: vectors_cli, e2e's CLI test)"
 # tests/e2e runs the CLI through PGENTRA_CLI_BIN: a wrapper that runs it inside the root.
 install -m 0755 "$cli" "$arm_root/tmp/pgentra"
+# It counts its calls, so that the suite knows the tests ran this CLI.
+calls="$arm_root/tmp/pgentra-calls"
+: > "$calls"
 cat > "$arm_root/tmp/pgentra-in-root" <<EOF
 #!/bin/sh
+echo x >> '$calls'
 exec chroot '$arm_root' /usr/bin/env PATH=/usr/local/bin:/usr/bin:/bin HOME=/root /tmp/pgentra "\$@"
 EOF
 chmod 0755 "$arm_root/tmp/pgentra-in-root"
@@ -79,6 +83,12 @@ cd "$repo"
 sel=(--workspace $(for b in bindings/*/Cargo.toml; do d=${b%/Cargo.toml}; echo "--exclude pgentra-${d##*/}"; done))
 PGENTRA_CLI_BIN="$arm_root/tmp/pgentra-in-root" ${CARGO:-cargo} test --release --offline -q "${sel[@]}" \
   --test vectors_cli --test e2e -- --test-threads=1 vectors cli_token_dsn_env_exec_check
+# One call per render vector and format, one per parse vector, and the CLI test's own.
+want=$(python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); p = json.load(open(sys.argv[2])); print(sum(len(v["rendered"]) for v in r) + len(p))' \
+  tests/vectors/render.json tests/vectors/parse.json)
+got=$(wc -l < "$calls")
+[ "$got" -gt "$want" ] || fail "the e2e tests ran the aarch64 CLI $got times, expected more than $want"
+echo "arm64: the e2e tests ran the aarch64 CLI $got times"
 
 addon="$repo/node/pgentra.linux-arm64-gnu.node"
 if [ -f "$addon" ]; then
@@ -87,6 +97,6 @@ if [ -f "$addon" ]; then
   # Emulated, a cached getToken() takes about 0.13 ms instead of under 0.1 (pg.test.js's bound).
   in_root sh -c "cd '$repo/node' && PGENTRA_TEST_TIME_SCALE=10 exec node --test test/unit.test.js test/pg.test.js"
 else
-  echo "arm64: no node/pgentra.linux-arm64-gnu.node: the Node.js addon was not built for arm64 (skipped)"
+  fail "no $addon: run scripts/build-platforms.sh (make build does)"
 fi
 echo "arm64: all passed in $SECONDS s"
