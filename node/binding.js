@@ -9,20 +9,24 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
-// glibc or musl: the running Node.js's own report names the glibc it runs on; without one, the
-// system's ldd says which C library it belongs to.
+// glibc or musl: the system's ldd script says which C library it belongs to (a file read); where
+// it says neither (or is missing, as in distroless images), the running Node.js's own report,
+// which names the glibc it runs on (about 4 ms, so second).
 function isMusl() {
+  try {
+    const ldd = fs.readFileSync('/usr/bin/ldd', 'latin1');
+    if (ldd.includes('musl')) return true;
+    if (ldd.includes('GLIBC') || ldd.includes('GNU C Library')) return false;
+  } catch {
+    // no ldd: ask the report below
+  }
   try {
     const header = process.report.getReport().header;
     if (header && typeof header === 'object') return !header.glibcVersionRuntime;
   } catch {
-    // no report: ask ldd below
+    // no report either
   }
-  try {
-    return fs.readFileSync('/usr/bin/ldd', 'latin1').includes('musl');
-  } catch {
-    return false;
-  }
+  return false;
 }
 
 const libc = process.platform === 'linux' ? (isMusl() ? '-musl' : '-gnu') : '';
