@@ -5,8 +5,8 @@
 #   arm64  (default; `make build-platforms`) Linux aarch64 with glibc 2.17 or newer:
 #            dist/python/pgentra-<v>-cp39-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64.whl,
 #            the CLI, libpgentra.so and libpgentra.a at cargo's own paths
-#            (target/aarch64-unknown-linux-gnu/release/), node/pgentra.linux-arm64-gnu.node;
-#            and the sdist dist/python/pgentra-<v>.tar.gz.
+#            (target/aarch64-unknown-linux-gnu/release/), node/pgentra.linux-arm64-gnu.node,
+#            the Java jar's linux-aarch64 JNI library; and the sdist dist/python/pgentra-<v>.tar.gz.
 #   musl   (`make build-platforms-all`) musl libc (Alpine), x86_64 and aarch64:
 #            dist/python/pgentra-<v>-cp39-abi3-musllinux_1_2_{x86_64,aarch64}.whl,
 #            node/pgentra.linux-{x64,arm64}-musl.node.
@@ -15,7 +15,8 @@
 # for a target (wrappers at fixed paths, written below), so they share that target's compiled
 # crates. (`maturin --zig` and cargo-zigbuild each name their wrappers after their own
 # executable: with them, every crate was compiled twice.)
-# The Node addons are packed into dist/node/pgentra-<v>.tgz by node/build.sh (run after this).
+# The Node addons are packed into dist/node/pgentra-<v>.tgz by node/build.sh, the JNI library into
+# dist/java/pgentra-<v>.jar by java/build.sh (both run after this in `make build`).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -73,12 +74,26 @@ addon() {
   took "Node.js addon $2" "$t"
 }
 
+# jni TRIPLE JAVA_PLATFORM: the Java binding's JNI library into the jar's resources
+# (java/pgentra/native/META-INF/native/JAVA_PLATFORM/, packed by java/build.sh, run after this),
+# as built (no debug info; its symbol table stays: this machine's objcopy reads x86 only, and
+# zig's cannot strip a shared object).
+jni() {
+  local t=$SECONDS dir="$root/java/pgentra/native/META-INF/native/$2"
+  cargo build --release --locked --target "$1" -p pgentra-java
+  mkdir -p "$dir"
+  install -m 0755 "$target_dir/$1/release/libpgentra_jni.so" "$dir/libpgentra_jni.so.tmp"
+  mv -f "$dir/libpgentra_jni.so.tmp" "$dir/libpgentra_jni.so"
+  took "Java JNI library $2" "$t"
+}
+
 for set in "${sets[@]}"; do
   case "$set" in
     arm64)
       use_zig aarch64-unknown-linux-gnu aarch64-linux-gnu.2.17
       wheel aarch64-unknown-linux-gnu manylinux2014
       addon aarch64-unknown-linux-gnu linux-arm64-gnu
+      jni aarch64-unknown-linux-gnu linux-aarch64
       t=$SECONDS
       # The CLI needs the core's database feature; the C library is built beside it, as on x86_64.
       cargo build --release --locked --target aarch64-unknown-linux-gnu -p pgentra-cli -p pgentra-capi

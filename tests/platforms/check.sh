@@ -107,6 +107,16 @@ else
   bad "libpgentra.a aarch64" "missing ($a64/libpgentra.a)"
 fi
 
+# The Java binding's JNI library for aarch64, and the jar that carries it (java/build.sh).
+jni="$repo/java/pgentra/native/META-INF/native/linux-aarch64/libpgentra_jni.so"
+check "JNI library linux-aarch64" "$jni" AArch64 gnu Java_io_pgentra_Native_open
+jar=$(ls -1 "$dist"/java/pgentra-"$version".jar 2>/dev/null || true)
+if [ -z "$jar" ]; then bad "jar has linux-aarch64" "dist/java/pgentra-$version.jar is missing (java/build.sh)"
+elif [ -f "$jni" ] && python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
+     "$jar" META-INF/native/linux-aarch64/libpgentra_jni.so 2>/dev/null | cmp -s - "$jni"; then
+  ok "jar $(basename "$jar") carries META-INF/native/linux-aarch64/libpgentra_jni.so"
+else bad "jar has linux-aarch64" "META-INF/native/linux-aarch64/libpgentra_jni.so is missing from $jar or differs (run java/build.sh)"; fi
+
 # The sdist: what maturin needs to build the wheel anywhere from source.
 sdist="$dist/python/pgentra-$version.tar.gz"
 if [ -f "$sdist" ]; then
