@@ -26,9 +26,10 @@ build-core:
 	@scripts/deps.sh
 	$(CARGO) build --release --locked $(SEL)
 
-# Linux aarch64 (glibc 2.17+): the wheel, the CLI, libpgentra.so/.a, the Node.js addon; the
-# sdist. Needs the network the first time (Rust targets, zig, the arm64 Debian root for
-# test-arm64): scripts/platforms-deps.sh. Before node/build.sh, which packs every addon built.
+# Linux aarch64 (glibc 2.17+): the wheel, the CLI, libpgentra.so/.a, the Node.js addon, the JNI
+# library for the jar; the sdist. Needs the network the first time (Rust targets, zig, the arm64
+# Debian root for test-arm64): scripts/platforms-deps.sh. Before node/build.sh and java/build.sh,
+# which pack the addon and the JNI library.
 build-platforms:
 	scripts/platforms-deps.sh
 	scripts/build-platforms.sh arm64
