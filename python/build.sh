@@ -8,13 +8,15 @@ root=$(cd "$here/.." && pwd)
 out="$root/dist/python"
 "$here/deps.sh"
 mkdir -p "$out"
-rm -f "$out"/pgentra-*.whl
+# This machine's wheels only: scripts/build-platforms.sh puts the other platforms' beside them.
+mine="pgentra-*-manylinux*_$(uname -m).whl"
+rm -f "$out"/$mine
 cd "$here"
 if python3 -m maturin build --release --locked --zig --compatibility manylinux2014 -o "$out"; then
   echo "python: built a manylinux2014 wheel with zig"
 else
   echo "python: the zig build failed; falling back to a plain build (tagged for this machine's glibc, not portable)" >&2
-  rm -f "$out"/pgentra-*.whl
+  rm -f "$out"/$mine
   python3 -m maturin build --release --locked -o "$out"
 fi
-ls -1 "$out"/pgentra-*.whl
+ls -1 "$out"/$mine

@@ -4,7 +4,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-wheel=$(ls -1t "$root"/dist/python/pgentra-*.whl 2>/dev/null | head -n1 || true)
+# This machine's wheel (dist/python also holds other platforms': scripts/build-platforms.sh).
+wheel=$(ls -1t "$root"/dist/python/pgentra-*-manylinux*_"$(uname -m)".whl 2>/dev/null | head -n1 || true)
 [ -n "$wheel" ] || { echo "python: no wheel in dist/python; run python/build.sh (make build) first" >&2; exit 1; }
 if [ "${PGENTRA_IN_NETNS:-}" != 1 ]; then
   "$here/deps.sh"   # registries are reachable only outside the test namespace

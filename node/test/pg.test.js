@@ -45,7 +45,9 @@ describe('node-postgres', () => {
     const t0 = performance.now();
     for (let i = 0; i < 10000; i++) await c.getToken();
     const perCall = (performance.now() - t0) / 10000;
-    assert.ok(perCall < 0.1, `a cached getToken() took ${perCall.toFixed(4)} ms`);
+    // PGENTRA_TEST_TIME_SCALE: how much slower this machine runs (the arm64 suite, under qemu).
+    const limit = 0.1 * Number(process.env.PGENTRA_TEST_TIME_SCALE || 1);
+    assert.ok(perCall < limit, `a cached getToken() took ${perCall.toFixed(4)} ms`);
     assert.equal(c.tokenRequests, 1);
     const info = await c.tokenInfo();
     assert.equal(info.credential, 'managed-identity');

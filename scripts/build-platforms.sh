@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# scripts/build-platforms.sh [SET...]: cross builds beside the x86_64 glibc ones, compiled and
+# linked by zig (PyPI ziglang) through maturin's zig driver (`maturin zig cc`, the one
+# `maturin --zig` uses). SETs:
+#   arm64  (default; `make build-platforms`) Linux aarch64 with glibc 2.17 or newer:
+#            dist/python/pgentra-<v>-cp39-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64.whl,
+#            the CLI, libpgentra.so and libpgentra.a at cargo's own paths
+#            (target/aarch64-unknown-linux-gnu/release/), node/pgentra.linux-arm64-gnu.node,
+#            the Java jar's linux-aarch64 JNI library; and the sdist dist/python/pgentra-<v>.tar.gz.
+#   musl   (`make build-platforms-all`) musl libc (Alpine), x86_64 and aarch64:
+#            dist/python/pgentra-<v>-cp39-abi3-musllinux_1_2_{x86_64,aarch64}.whl,
+#            node/pgentra.linux-{x64,arm64}-musl.node.
+# Every target has its own folder under cargo's target folder, so each build is incremental; and
+# maturin (the wheel) and cargo (CLI, C library, addon) see the very same linker and C compiler
+# for a target (wrappers at fixed paths, written below), so they share that target's compiled
+# crates. (`maturin --zig` and cargo-zigbuild each name their wrappers after their own
+# executable: with them, every crate was compiled twice.)
+# The Node addons are packed into dist/node/pgentra-<v>.tgz by node/build.sh, the JNI library into
+# dist/java/pgentra-<v>.jar by java/build.sh (both run after this in `make build`).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+dist="$root/dist/python"
+sets=("$@"); [ ${#sets[@]} -gt 0 ] || sets=(arm64)
+"$here/platforms-deps.sh" --no-root
+mkdir -p "$dist"
+cd "$root"
+
+took() { echo "build-platforms: $1 took $(( SECONDS - $2 )) s"; }
+
+maturin_bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/maturin"
+[ -x "$maturin_bin" ] || { echo "build-platforms: maturin's executable is not at $maturin_bin" >&2; exit 1; }
+zig_dir="$target_dir/zig"
+
+# use_zig TRIPLE ZIG_TARGET: cargo's linker and cc-rs's C compiler, archiver and ranlib for
+# TRIPLE are zig's, for ZIG_TARGET (e.g. aarch64-linux-gnu.2.17: glibc 2.17 as the floor).
+use_zig() {
+  local triple=$1 zt=$2 up low tool
+  up=$(tr 'a-z-' 'A-Z_' <<<"$triple"); low=${triple//-/_}
+  mkdir -p "$zig_dir"
+  for tool in cc c++; do
+    printf '#!/bin/sh\nexec "%s" zig %s -- -g -fno-sanitize=all -target %s "$@"\n' "$maturin_bin" "$tool" "$zt" > "$zig_dir/$tool-$triple"
+  done
+  for tool in ar ranlib; do
+    printf '#!/bin/sh\nexec "%s" zig %s -- "$@"\n' "$maturin_bin" "$tool" > "$zig_dir/$tool"
+  done
+  chmod 0755 "$zig_dir"/*
+  export "CARGO_TARGET_${up}_LINKER=$zig_dir/cc-$triple" "CC_$low=$zig_dir/cc-$triple" \
+    "CXX_$low=$zig_dir/c++-$triple" "AR_$low=$zig_dir/ar" "RANLIB_$low=$zig_dir/ranlib"
+}
+
+# wheel TRIPLE COMPATIBILITY: one abi3 wheel into dist/python (replacing the same platform's).
+wheel() {
+  local t=$SECONDS arch=${1%%-*}
+  find "$dist" -maxdepth 1 -name "pgentra-*-*${2%%_*}*_$arch.whl" -delete
+  # No --zig: zig comes from use_zig's wrappers. maturin still checks the promised platform
+  # tag (symbol versions, libraries needed).
+  (cd python && "$maturin_bin" build --release --locked --target "$1" --compatibility "$2" -o "$dist")
+  took "wheel $1 ($2)" "$t"
+}
+
+# addon TRIPLE NAPI_TRIPLE: the napi-rs addon for one platform into
+# node/pgentra.NAPI_TRIPLE.node. A shared library on musl needs a dynamically linked C runtime:
+# -crt-static in RUSTFLAGS, as maturin sets it for the musllinux wheel (the same flags, so the
+# two share that target's crates).
+addon() {
+  local t=$SECONDS
+  local rustflags=${RUSTFLAGS:-}
+  case "$1" in *-musl) rustflags="-C target-feature=-crt-static" ;; esac
+  RUSTFLAGS=$rustflags cargo build --release --locked --target "$1" -p pgentra-node
+  install -m 0755 "$target_dir/$1/release/libpgentra_node.so" "$root/node/.pgentra.node.tmp"
+  mv -f "$root/node/.pgentra.node.tmp" "$root/node/pgentra.$2.node"
+  took "Node.js addon $2" "$t"
+}
+
+# jni TRIPLE JAVA_PLATFORM: the Java binding's JNI library into the jar's resources
+# (java/pgentra/native/META-INF/native/JAVA_PLATFORM/, packed by java/build.sh, run after this),
+# as built (no debug info; its symbol table stays: this machine's objcopy reads x86 only, and
+# zig's cannot strip a shared object).
+jni() {
+  local t=$SECONDS dir="$root/java/pgentra/native/META-INF/native/$2"
+  cargo build --release --locked --target "$1" -p pgentra-java
+  mkdir -p "$dir"
+  install -m 0755 "$target_dir/$1/release/libpgentra_jni.so" "$dir/libpgentra_jni.so.tmp"
+  mv -f "$dir/libpgentra_jni.so.tmp" "$dir/libpgentra_jni.so"
+  took "Java JNI library $2" "$t"
+}
+
+for set in "${sets[@]}"; do
+  case "$set" in
+    arm64)
+      use_zig aarch64-unknown-linux-gnu aarch64-linux-gnu.2.17
+      wheel aarch64-unknown-linux-gnu manylinux2014
+      addon aarch64-unknown-linux-gnu linux-arm64-gnu
+      jni aarch64-unknown-linux-gnu linux-aarch64
+      t=$SECONDS
+      # The CLI needs the core's database feature; the C library is built beside it, as on x86_64.
+      cargo build --release --locked --target aarch64-unknown-linux-gnu -p pgentra-cli -p pgentra-capi
+      took "CLI and C library aarch64-unknown-linux-gnu" "$t"
+      ls -l "$target_dir"/aarch64-unknown-linux-gnu/release/{pgentra,libpgentra.so,libpgentra.a}
+      t=$SECONDS
+      rm -f "$dist"/pgentra-*.tar.gz
+      (cd python && "$maturin_bin" sdist -o "$dist")
+      took "sdist" "$t"
+      ;;
+    musl)
+      use_zig x86_64-unknown-linux-musl x86_64-linux-musl
+      wheel x86_64-unknown-linux-musl musllinux_1_2
+      addon x86_64-unknown-linux-musl linux-x64-musl
+      use_zig aarch64-unknown-linux-musl aarch64-linux-musl
+      wheel aarch64-unknown-linux-musl musllinux_1_2
+      addon aarch64-unknown-linux-musl linux-arm64-musl
+      ;;
+    *) echo "build-platforms: unknown set '$set' (arm64, musl)" >&2; exit 2 ;;
+  esac
+done
+ls -1 "$dist"
