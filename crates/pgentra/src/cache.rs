@@ -569,11 +569,12 @@ pub(crate) mod tests {
     }
 
     /// Hands out "a.b0.c", "a.b1.c", ... after 50 ms, counting requests (also used by
-    /// `recovery`'s tests).
+    /// `recovery`'s tests). With a gate, each answer also waits for one of its permits.
     pub(crate) struct Counting {
         pub(crate) calls: Arc<AtomicUsize>,
         pub(crate) fail: Arc<std::sync::atomic::AtomicBool>,
         pub(crate) lifetime: i64,
+        pub(crate) gate: Option<Arc<tokio::sync::Semaphore>>,
     }
 
     #[async_trait::async_trait]
@@ -581,6 +582,9 @@ pub(crate) mod tests {
         async fn fetch(&self, _scope: &str, _d: Duration) -> Result<Token> {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Some(g) = &self.gate {
+                g.acquire().await.expect("the test's gate stays open").forget();
+            }
             if self.fail.load(Ordering::SeqCst) {
                 return Err(Error::new(ErrorKind::Network, "down"));
             }
@@ -605,8 +609,10 @@ pub(crate) mod tests {
     async fn single_flight_and_stale_on_error() {
         let calls = Arc::new(AtomicUsize::new(0));
         let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // One answer may pass (the first fetch); the background refresh below waits for the test.
+        let gate = Arc::new(tokio::sync::Semaphore::new(1));
         let cache = Arc::new(TokenCache::new(
-            Box::new(Counting { calls: calls.clone(), fail: fail.clone(), lifetime: 3600 }),
+            Box::new(Counting { calls: calls.clone(), fail: fail.clone(), lifetime: 3600, gate: Some(gate.clone()) }),
             "s".into(),
             Duration::from_secs(5),
         ));
@@ -639,12 +645,23 @@ pub(crate) mod tests {
         });
         cache.current.store(Some(due));
         fail.store(true, Ordering::SeqCst);
-        let t = std::time::Instant::now();
-        let got = cache.get().await.unwrap();
+        // The refresh cannot answer until the gate opens, so a caller that waited for it would
+        // hang (the timeout only turns such a hang into a failure; it measures nothing).
+        let got = tokio::time::timeout(Duration::from_secs(30), cache.get())
+            .await
+            .expect("the refresh runs in the background: the caller gets the old token at once")
+            .unwrap();
         assert_eq!(got.token.expose(), old.token.expose());
-        assert!(t.elapsed() < Duration::from_millis(40), "the refresh runs in the background");
-        // The background refresh fails (after its 50 ms): the old token stays.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The background refresh fails once let through: the old token stays.
+        gate.add_permits(1);
+        for _ in 0..200 {
+            if gate.available_permits() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        gate.add_permits(1_000); // no more waiting from here on
+        tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(cache.get().await.unwrap().token.expose(), old.token.expose());
         // Within the retry pause no new request is made.
@@ -667,7 +684,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_token_refused_again_right_after_a_refusal_is_kept() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let src = Counting { calls: calls.clone(), fail: Arc::new(std::sync::atomic::AtomicBool::new(false)), lifetime: 3600 };
+        let src = Counting { calls: calls.clone(), fail: Arc::new(std::sync::atomic::AtomicBool::new(false)), lifetime: 3600, gate: None };
         let cache = Arc::new(TokenCache::new(Box::new(src), "s".into(), Duration::from_secs(5)));
         let first = cache.get().await.unwrap().token.expose().to_string();
         assert!(cache.invalidate_if(&first), "the first refusal drops the token");

@@ -165,7 +165,7 @@ mod tests {
         let env: std::collections::HashMap<String, String> =
             [("AZURE_POSTGRESQL_HOST", "h.example"), ("AZURE_POSTGRESQL_USER", "u")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let config = Config::resolve(Options::default(), &env).map_err(|e: Error| e.to_string()).unwrap();
-        let source = Counting { calls: calls.clone(), fail: Arc::new(AtomicBool::new(false)), lifetime: 3600 };
+        let source = Counting { calls: calls.clone(), fail: Arc::new(AtomicBool::new(false)), lifetime: 3600, gate: None };
         (Connector::with_source(config, Box::new(source)), calls)
     }
 
