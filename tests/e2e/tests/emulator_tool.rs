@@ -109,6 +109,9 @@ fn background_returns_once_listening_its_env_file_is_enough_and_stop_ends_it() {
     assert_eq!(e["PGENTRA_EMULATOR_CA"], e["SSL_CERT_FILE"]);
     let mut vars = sp_vars(&e);
     vars.insert("SSL_CERT_FILE".into(), e["SSL_CERT_FILE"].clone());
+    // The shared token cache is keyed by identity, not by emulator: empty it before each call,
+    // so that every token here comes from this emulator.
+    clear_shared_cache();
     let out = cli(&["token", "--json"], &vars);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let claims: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -117,6 +120,7 @@ fn background_returns_once_listening_its_env_file_is_enough_and_stop_ends_it() {
     let mut mi = env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq(""))]);
     mi.insert("IDENTITY_ENDPOINT".into(), e["IDENTITY_ENDPOINT"].clone());
     mi.insert("IDENTITY_HEADER".into(), e["IDENTITY_HEADER"].clone());
+    clear_shared_cache();
     let out = cli(&["token", "--json"], &mi);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let claims: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -126,6 +130,7 @@ fn background_returns_once_listening_its_env_file_is_enough_and_stop_ends_it() {
     // that names the CA to trust, never retried, and without the secret.
     let mut untrusted = sp_vars(&e);
     untrusted.insert("PGENTRA_EMULATOR_CA".into(), e["PGENTRA_EMULATOR_CA"].clone());
+    clear_shared_cache();
     let out = cli(&["token"], &untrusted);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(6), "{err}");
