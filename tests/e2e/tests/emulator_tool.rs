@@ -82,6 +82,13 @@ fn list_names_every_identity_client_id_secret_and_role_and_so_does_the_readme() 
     assert!(text(&out.stdout).contains("AZURE_CLIENT_SECRET=other-secret"));
 }
 
+struct StopOnDrop(String);
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = emulator(&["--stop", "--state-dir", &self.0]);
+    }
+}
+
 #[test]
 fn background_returns_once_listening_its_env_file_is_enough_and_stop_ends_it() {
     if !under_harness() {
@@ -92,6 +99,8 @@ fn background_returns_once_listening_its_env_file_is_enough_and_stop_ends_it() {
     let d = dir.display().to_string();
     let start = Instant::now();
     let out = emulator(&["--background", "--state-dir", &d]);
+    // Stops it even when an assertion below fails.
+    let _guard = StopOnDrop(d.clone());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(start.elapsed() < Duration::from_secs(30));
     let env_path = text(&out.stdout).trim().to_string();
