@@ -144,6 +144,8 @@ export declare class Connector {
   /** @throws {PgEntraError} PGENTRA_CONFIG when the configuration is incomplete or malformed. */
   constructor(options?: ConnectorOptions);
   /** A current access token (cached, refreshed ahead of expiry). */
+  token(): Promise<string>;
+  /** @deprecated The old name of `token()`, kept for one release. */
   getToken(): Promise<string>;
   /** Host, port, database, user, password (the token), sslmode and other libpq keywords. */
   /** `overrides` (libpq keywords; null removes one) are merged and checked by the core. */
@@ -189,6 +191,8 @@ export declare class Connector {
 
 /** The default connector, created on first use from the environment. */
 export declare function defaultConnector(): Connector;
+export declare function token(): Promise<string>;
+/** @deprecated The old name of `token()`, kept for one release. */
 export declare function getToken(): Promise<string>;
 export declare function params(): Promise<ConnectionParams>;
 export declare function pgConfig<T extends object = {}>(overrides?: T): Promise<PgConfig & T>;

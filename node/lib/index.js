@@ -51,6 +51,18 @@ const HANDED = Symbol('pgentra.handedToken');
 /** Marks a Sequelize connection manager whose connect() already recovers from a refused token. */
 const RECOVERS = Symbol('pgentra.recovers');
 
+/** Old names kept for one release: each warns once per process (DeprecationWarning). */
+const DEPRECATED = Object.freeze({
+  getToken: ['PGENTRA_DEP_GETTOKEN', 'getToken() is deprecated; use token()'],
+});
+const warned = new Set();
+function deprecated(name) {
+  if (warned.has(name)) return;
+  warned.add(name);
+  const [code, message] = DEPRECATED[name];
+  process.emitWarning(`pgentra: ${message}`, { type: 'DeprecationWarning', code });
+}
+
 function fromNative(err) {
   if (err instanceof PgEntraError) return err;
   const message = err && typeof err.message === 'string' ? err.message : String(err);
@@ -254,7 +266,7 @@ class Connector {
   #native;
   #token = "";
   // The core's refresh point for #token (ms since the epoch): until then the cache would hand
-  // out this same token, so getToken answers without calling into the addon.
+  // out this same token, so token() answers without calling into the addon.
   #until = 0;
 
   constructor(options) {
@@ -267,7 +279,7 @@ class Connector {
   }
 
   /** A current access token (cached, refreshed ahead of expiry). */
-  getToken() {
+  token() {
     // Not an async function: a cached token costs one resolved promise, no extra ticks and,
     // before the core's refresh point, no call into the addon.
     if (Date.now() < this.#until) return Promise.resolve(this.#token);
@@ -283,6 +295,12 @@ class Connector {
       return Promise.reject(fromNative(e));
     }
     return typeof t === 'string' ? Promise.resolve(t) : t.catch((e) => { throw fromNative(e); });
+  }
+
+  /** Deprecated: the old name of `token()`, kept for one release (a DeprecationWarning, once). */
+  getToken() {
+    deprecated('getToken');
+    return this.token();
   }
 
   /**
@@ -662,6 +680,8 @@ module.exports = {
   Connector,
   PgEntraError,
   defaultConnector,
+  token: () => withDefault((c) => c.token()),
+  /** Deprecated: the old name of `token()`. */
   getToken: () => withDefault((c) => c.getToken()),
   params: () => withDefault((c) => c.params()),
   pgConfig: (overrides) => withDefault((c) => c.pgConfig(overrides)),

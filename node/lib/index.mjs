@@ -8,6 +8,7 @@ export const {
   Connector,
   PgEntraError,
   defaultConnector,
+  token,
   getToken,
   params,
   pgConfig,

@@ -71,13 +71,13 @@ describe('Sequelize', () => {
     try {
       const one = () => sequelize.query('select current_user as u', { type: QueryTypes.SELECT, plain: true });
       assert.equal((await one()).u, 'pgentra-app');
-      const held = await c.getToken();
+      const held = await c.token();
       await revoke(held); // the server refuses the token the cache still holds from now on
       await sleep(200); // the idle connection is evicted: the next query logs in again
       const before = await identityRequests();
       assert.equal((await one()).u, 'pgentra-app');
       assert.equal((await identityRequests()) - before, 1, 'one new token for the refusal');
-      assert.notEqual(await c.getToken(), held);
+      assert.notEqual(await c.token(), held);
     } finally {
       await sequelize.close();
     }
@@ -118,7 +118,7 @@ describe('Knex', () => {
       // A forced rotation: the idle connection is reaped, the next one logs in with the new token.
       await rotate();
       c.invalidate();
-      await c.getToken();
+      await c.token();
       await new Promise((resolve) => setTimeout(resolve, 200));
       const after = await knex.raw('select current_user as u, pg_backend_pid() as pid');
       assert.equal(after.rows[0].u, 'pgentra-app');
@@ -135,7 +135,7 @@ describe('Knex', () => {
     try {
       const user = async () => (await knex.raw('select current_user as u')).rows[0].u;
       assert.equal(await user(), 'pgentra-app');
-      const held = await c.getToken();
+      const held = await c.token();
       await revoke(held);
       await sleep(200); // the idle connection is reaped
       const before = await identityRequests();
@@ -166,13 +166,13 @@ describe('Knex', () => {
     try {
       const user = async () => (await knex.raw('select current_user as u')).rows[0].u;
       assert.equal(await user(), 'pgentra-app');
-      const held = await c.getToken();
+      const held = await c.token();
       await revoke(held);
       await sleep(100); // the idle client is closed: the next query logs in again
       const before = await identityRequests();
       assert.equal(await user(), 'pgentra-app');
       assert.equal((await identityRequests()) - before, 1, 'one new token for the refusal');
-      assert.notEqual(await c.getToken(), held);
+      assert.notEqual(await c.token(), held);
     } finally {
       await knex.destroy();
       await pool.end();

@@ -18,36 +18,59 @@ describe('node-postgres', () => {
     await Promise.all(pools.map((p) => p.end().catch(() => {})));
   });
 
-  test('getToken follows the core past the refresh point: the old token at once, then the refreshed one', async () => {
+  test('token follows the core past the refresh point: the old token at once, then the refreshed one', async () => {
     await reset();
     await faults([{ refresh_in: 1 }]);
     const c = new Connector({ connectionString: libpq() });
-    const a = await c.getToken();
+    const a = await c.token();
     await sleep(1100);
     await rotate();
     await faults([{ delay_ms: 200 }]);
-    assert.equal(await c.getToken(), a, 'the valid token while the refresh runs in the background');
+    assert.equal(await c.token(), a, 'the valid token while the refresh runs in the background');
     await sleep(600);
-    const b = await c.getToken();
+    const b = await c.token();
     assert.notEqual(b, a, 'the refreshed token, not the copy held in JavaScript');
     assert.equal(c.tokenRequests, 2);
     await reset();
   });
 
-  test('getToken returns a JWT-shaped token for the system-assigned identity; a cached read makes no request', async () => {
+  test('getToken, the old name of token(), still answers and warns once (DeprecationWarning)', async () => {
+    const warnings = [];
+    const on = (w) => {
+      if (w.code === 'PGENTRA_DEP_GETTOKEN') warnings.push(w);
+    };
+    process.on('warning', on);
+    try {
+      const c = new Connector({ connectionString: libpq() });
+      const t = await c.getToken();
+      assert.equal(await c.getToken(), t);
+      assert.equal(await c.token(), t);
+      assert.equal(typeof pgentra.token, 'function');
+      assert.equal(typeof pgentra.getToken, 'function');
+      assert.equal(c.tokenRequests, 1);
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', on);
+    }
+    assert.equal(warnings.length, 1, 'one warning per process');
+    assert.equal(warnings[0].name, 'DeprecationWarning');
+    assert.match(warnings[0].message, /use token\(\)/);
+  });
+
+  test('token returns a JWT-shaped token for the system-assigned identity; a cached read makes no request', async () => {
     const c = new Connector({ connectionString: libpq() });
-    const t = await c.getToken();
+    const t = await c.token();
     assert.equal(t.split('.').length, 3);
     assert.equal(c.tokenRequests, 1);
-    assert.equal(await c.getToken(), t);
+    assert.equal(await c.token(), t);
     assert.equal(c.tokenRequests, 1);
     // The fast path: a cached token is answered on the calling thread without I/O.
     const t0 = performance.now();
-    for (let i = 0; i < 10000; i++) await c.getToken();
+    for (let i = 0; i < 10000; i++) await c.token();
     const perCall = (performance.now() - t0) / 10000;
     // PGENTRA_TEST_TIME_SCALE: how much slower this machine runs (the arm64 suite, under qemu).
     const limit = 0.1 * Number(process.env.PGENTRA_TEST_TIME_SCALE || 1);
-    assert.ok(perCall < limit, `a cached getToken() took ${perCall.toFixed(4)} ms`);
+    assert.ok(perCall < limit, `a cached token() took ${perCall.toFixed(4)} ms`);
     assert.equal(c.tokenRequests, 1);
     const info = await c.tokenInfo();
     assert.equal(info.credential, 'managed-identity');
@@ -67,12 +90,12 @@ describe('node-postgres', () => {
     const r = await pool.query('select current_user as u, ssl from pg_stat_ssl where pid = pg_backend_pid()');
     assert.equal(r.rows[0].u, 'pgentra-app');
     assert.equal(r.rows[0].ssl, true, 'the connection is encrypted');
-    const first = await c.getToken();
+    const first = await c.token();
 
     // Rotation: the server refuses every earlier token; the emulator mints a new one.
     await rotate();
     c.invalidate();
-    const second = await c.getToken();
+    const second = await c.token();
     assert.notEqual(second, first);
 
     // The idle client from before is closed by idleTimeoutMillis; a new pooled connection gets
@@ -94,14 +117,14 @@ describe('node-postgres', () => {
     const pool = await c.pool(pg, { max: 2, idleTimeoutMillis: 20 });
     pools.push(pool);
     assert.equal((await pool.query('select current_user as u')).rows[0].u, 'pgentra-app');
-    const held = await c.getToken();
+    const held = await c.token();
     await rotate(); // the token the cache holds is refused from now on
     await sleep(80); // the idle client is closed: the next query opens a new connection
     const before = c.tokenRequests;
     const r = await pool.query('select current_user as u');
     assert.equal(r.rows[0].u, 'pgentra-app');
     assert.equal(c.tokenRequests, before + 1, 'one new token for the refusal');
-    assert.notEqual(await c.getToken(), held);
+    assert.notEqual(await c.token(), held);
     // The callback form recovers the same way (a new connector: the core keeps a token that
     // was fetched after a refusal and is refused again within seconds; see REFUSAL_HOLD).
     const c2 = new Connector({ connectionString: libpq() });
@@ -121,7 +144,7 @@ describe('node-postgres', () => {
     const pool = new pg.Pool(await c.pgConfig({ max: 1, idleTimeoutMillis: 20 }));
     pools.push(pool);
     assert.equal((await pool.query('select current_user as u')).rows[0].u, 'pgentra-app');
-    const held = await c.getToken();
+    const held = await c.token();
     await revoke(held);
     await sleep(80); // the idle client is closed: the next query logs in again
     const before = (await stats()).msi_requests;
@@ -129,7 +152,7 @@ describe('node-postgres', () => {
     await assert.rejects(pool.query('select 1'), (e) => e.code === '28P01');
     assert.equal((await pool.query('select current_user as u')).rows[0].u, 'pgentra-app');
     assert.equal((await stats()).msi_requests - before, 1, 'one new token, at the next connection');
-    assert.notEqual(await c.getToken(), held);
+    assert.notEqual(await c.token(), held);
   });
 
   test('connectClient(): a refused cached token is dropped and a new client connects', async () => {
@@ -186,7 +209,7 @@ describe('node-postgres', () => {
     await faults([{ delay_ms: 200 }]);
     const c = new Connector({ connectionString: libpq() });
     assert.throws(() => c.pgConfigSync(), (e) => e instanceof PgEntraError && e.code === 'PGENTRA_CONFIG' && /await pgConfig\(\)/.test(e.message));
-    await c.getToken();
+    await c.token();
     const config = c.pgConfigSync();
     assert.equal(config.user, 'pgentra-app');
     const configured = new Connector({ connectionString: libpq('user=pgentra-app') });
@@ -201,7 +224,7 @@ describe('node-postgres', () => {
   test('module-level functions use a default connector from the environment', async () => {
     process.env.AZURE_POSTGRESQL_CONNECTIONSTRING = `Server=${h('PGENTRA_PG_HOST')};Port=${h('PGENTRA_PG_PORT')};Database=postgres;Ssl Mode=Require;`;
     try {
-      const t = await pgentra.getToken();
+      const t = await pgentra.token();
       assert.ok(t.length > 100);
       assert.equal(pgentra.defaultConnector().tokenRequests, 1);
       const uri = await pgentra.connectionString({ format: 'uri' });
@@ -242,24 +265,24 @@ describe('node-postgres', () => {
     }, 10);
     const t0 = performance.now();
     try {
-      const token = await c.getToken();
+      const token = await c.token();
       assert.ok(token.length > 100);
     } finally {
       clearInterval(timer);
     }
     const elapsed = performance.now() - t0;
     assert.ok(elapsed >= 380, `the fault delayed the request (${elapsed.toFixed(0)} ms)`);
-    assert.ok(ticks >= 15, `the timer kept firing during getToken: ${ticks} ticks in ${elapsed.toFixed(0)} ms`);
+    assert.ok(ticks >= 15, `the timer kept firing during token: ${ticks} ticks in ${elapsed.toFixed(0)} ms`);
     assert.ok(maxGap < 150, `no long stall of the event loop (max gap ${maxGap.toFixed(0)} ms)`);
     assert.equal((await stats()).msi_requests, 1);
   });
 
-  test('64 concurrent getToken() on a fresh connector make exactly one identity request', async () => {
+  test('64 concurrent token() on a fresh connector make exactly one identity request', async () => {
     await reset();
     const before = (await stats()).msi_requests;
     assert.equal(before, 0);
     const c = new Connector({ connectionString: libpq(), clientId: UAMI });
-    const tokens = await Promise.all(Array.from({ length: 64 }, () => c.getToken()));
+    const tokens = await Promise.all(Array.from({ length: 64 }, () => c.token()));
     assert.equal(new Set(tokens).size, 1);
     assert.equal((await stats()).msi_requests - before, 1);
     assert.equal(c.tokenRequests, 1);
@@ -278,7 +301,7 @@ describe('node-postgres', () => {
         authorityHost: h('AZURE_AUTHORITY_HOST'),
       });
       const t0 = performance.now();
-      const err = await c.getToken().then(
+      const err = await c.token().then(
         () => assert.fail('expected a rejection'),
         (e) => e,
       );
@@ -301,7 +324,7 @@ describe('node-postgres', () => {
 
   test('a token is never sent without TLS: sslmode=disable is a TLS policy error', async () => {
     const c = new Connector({ connectionString: libpq().replace('sslmode=require', 'sslmode=disable') });
-    await assert.rejects(c.getToken().then(() => c.pgConfig()), (e) => e instanceof PgEntraError && e.code === 'PGENTRA_TLS_POLICY');
+    await assert.rejects(c.token().then(() => c.pgConfig()), (e) => e instanceof PgEntraError && e.code === 'PGENTRA_TLS_POLICY');
     await assert.rejects(c.connectionString(), (e) => e.code === 'PGENTRA_TLS_POLICY' && /sslmode=disable/.test(e.message));
   });
 });

@@ -82,7 +82,7 @@ describe('errors', () => {
   });
 
   test('module-level functions reject with the default connector configuration error', async () => {
-    await assert.rejects(pgentra.getToken(), isConfigError(/AZURE_POSTGRESQL_CONNECTIONSTRING/));
+    await assert.rejects(pgentra.token(), isConfigError(/AZURE_POSTGRESQL_CONNECTIONSTRING/));
     await assert.rejects(pgentra.connectionString({ format: 'uri' }), isConfigError(/AZURE_POSTGRESQL/));
     await assert.rejects(pgentra.pgConfig(), isConfigError(/AZURE_POSTGRESQL/));
     assert.throws(() => pgentra.connectionStringSync(), isConfigError(/AZURE_POSTGRESQL/));
@@ -99,7 +99,7 @@ describe('errors', () => {
     const c = new Connector({ connectionString: 'host=h dbname=d user=u password=s3cret' });
     assert.equal(c.config.passwordMode, true);
     assert.equal(await c.connectionString(), 'host=h port=5432 dbname=d user=u password=s3cret sslmode=require');
-    await assert.rejects(c.getToken(), isConfigError(/a password is configured/));
+    await assert.rejects(c.token(), isConfigError(/a password is configured/));
     const config = await c.pgConfig();
     assert.equal(await config.password(), 's3cret');
     assert.equal(c.pgConfigSync().user, 'u');

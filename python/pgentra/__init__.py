@@ -31,14 +31,24 @@ from ._pgentra import (
     TlsPolicyError,
     __version__,
 )
-from ._connector import Connector, default_connector, is_auth_failure
+from ._connector import Connector, _deprecated, default_connector, is_auth_failure
+
+
+def _deprecated_code(self: Error) -> "Any":
+    """Deprecated: the old name of `service_code` (the identity service's code, e.g.
+    'AADSTS7000215'), kept for one release."""
+    _deprecated("pgentra.Error.code", "service_code (the identity service's code)")
+    return self.service_code
+
+
+Error.code = property(_deprecated_code)  # type: ignore[attr-defined]
 
 __all__ = [
     "Connector",
     "default_connector",
     "token",
     "conninfo",
-    "dsn",
+    "connection_string",
     "token_async",
     "conninfo_async",
     "is_auth_failure",
@@ -66,9 +76,15 @@ def conninfo(**overrides: Any) -> Dict[str, Any]:
     return default_connector().conninfo(**overrides)
 
 
+def connection_string(format: str = "libpq") -> str:
+    """The connection string with a current token: libpq, uri, ado, jdbc, json, shell or pdo."""
+    return default_connector().connection_string(format)
+
+
 def dsn(format: str = "libpq") -> str:
-    """The connection string with a current token: libpq, uri, ado, jdbc, json or shell."""
-    return default_connector().dsn(format)
+    """Deprecated (DeprecationWarning): the old name of `connection_string`."""
+    _deprecated("pgentra.dsn()", "connection_string()")
+    return default_connector().connection_string(format)
 
 
 async def token_async() -> str:

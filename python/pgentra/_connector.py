@@ -52,6 +52,14 @@ async def _await_core(start: Callable[..., Any], *args: Any) -> Any:
     return await fut
 
 
+def _deprecated(old: str, new: str) -> None:
+    """Old names stay for one release and warn with DeprecationWarning (shown by default in
+    __main__, under pytest and with -W default)."""
+    import warnings
+
+    warnings.warn(f"pgentra: {old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
+
+
 class Connector(_pgentra.Connector):
     """Reaches one Azure Database for PostgreSQL server with a current Entra ID token (or the
     configured password). Configuration comes from the AZURE_POSTGRESQL_* variables (or
@@ -70,12 +78,22 @@ class Connector(_pgentra.Connector):
         """`conninfo(**overrides)`, without blocking the event loop."""
         return await _await_core(self._start_conninfo, overrides or None)
 
-    async def dsn_async(self, format: str = "libpq") -> str:
-        """`dsn(format)` without blocking the event loop (waits for the token off the loop,
-        then renders)."""
+    async def connection_string_async(self, format: str = "libpq") -> str:
+        """`connection_string(format)` without blocking the event loop (waits for the token
+        off the loop, then renders)."""
         if not self.password_mode:
             await self.token_async()
-        return self.dsn(format)
+        return self.connection_string(format)
+
+    def dsn(self, format: str = "libpq") -> str:
+        """Deprecated (DeprecationWarning): the old name of `connection_string`."""
+        _deprecated("Connector.dsn()", "connection_string()")
+        return self.connection_string(format)
+
+    async def dsn_async(self, format: str = "libpq") -> str:
+        """Deprecated (DeprecationWarning): the old name of `connection_string_async`."""
+        _deprecated("Connector.dsn_async()", "connection_string_async()")
+        return await self.connection_string_async(format)
 
     def renew(self, rejected: Optional[str] = None) -> None:
         """Drop the cached token after the server refused it. Given the refused token, drop

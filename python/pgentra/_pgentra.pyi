@@ -13,8 +13,11 @@ class Error(Exception):
     'TLS policy', 'database' or 'internal'."""
     kind_id: ClassVar[Optional[int]]
     """The core's error kind number (1 to 7)."""
-    code: Optional[str]
+    service_code: Optional[str]
     """The identity service's own error code, e.g. 'AADSTS7000215', or None."""
+    @property
+    def code(self) -> Optional[str]:
+        """Deprecated (DeprecationWarning): the old name of `service_code`."""
 
 class ConfigError(Error): ...
 class CredentialError(Error): ...
@@ -53,8 +56,8 @@ class Connector:
     def conninfo(self, **overrides: Any) -> Dict[str, Any]:
         """host, port (int), dbname, user, password (a current token), sslmode, and other
         configured libpq parameters; `overrides` replace keys (None removes one)."""
-    def dsn(self, format: str = "libpq") -> str:
-        """The connection string with a current token: libpq, uri, ado, jdbc, json or shell."""
+    def connection_string(self, format: str = "libpq") -> str:
+        """The connection string with a current token: libpq, uri, ado, jdbc, json, shell or pdo."""
     def user(self) -> str:
         """The database user: explicit, else configured, else from the token's claims."""
     def invalidate(self) -> None:

@@ -17,7 +17,7 @@ FORMATS = ["libpq", "uri", "ado", "jdbc", "json", "shell"]
 
 def test_module_surface():
     assert pgentra.__version__
-    for name in ["token", "conninfo", "dsn", "token_async", "conninfo_async", "Connector", "default_connector"]:
+    for name in ["token", "conninfo", "connection_string", "token_async", "conninfo_async", "Connector", "default_connector"]:
         assert hasattr(pgentra, name), name
     classes = {
         pgentra.ConfigError: (1, "configuration"),
@@ -32,8 +32,17 @@ def test_module_surface():
         assert issubclass(cls, pgentra.Error) and issubclass(cls, Exception)
         assert cls.__module__ == "pgentra"
         assert cls.kind == kind and cls.kind_id == kind_id
-        assert cls("x").code is None
-    assert pgentra.Error.code is None
+        assert cls("x").service_code is None
+    assert pgentra.Error.service_code is None
+
+
+def test_code_is_a_deprecated_alias_of_service_code():
+    e = pgentra.IdentityServiceError("x")
+    e.service_code = "AADSTS7000215"
+    with pytest.deprecated_call(match="service_code"):
+        assert e.code == "AADSTS7000215"
+    with pytest.deprecated_call():
+        assert pgentra.ConfigError("y").code is None
 
 
 def test_bad_port_in_connection_string_is_a_config_error_naming_the_key():
@@ -44,7 +53,7 @@ def test_bad_port_in_connection_string_is_a_config_error_naming_the_key():
     # password: issue #13).
     assert "port" in str(e) and "out of range" in str(e) and "70000" not in str(e)
     assert "connection_string" in str(e)
-    assert e.kind == "configuration" and e.code is None
+    assert e.kind == "configuration" and e.service_code is None
     assert isinstance(e, pgentra.Error)
 
 
@@ -101,7 +110,7 @@ def test_a_token_never_goes_without_tls():
         c.conninfo()
     assert "sslmode=disable" in str(ei.value)
     with pytest.raises(pgentra.TlsPolicyError):
-        c.dsn()
+        c.connection_string()
     assert c.token_requests == 0
 
 
@@ -117,7 +126,7 @@ def test_secret_mode_conninfo_and_overrides():
     with pytest.raises(pgentra.ConfigError, match="password"):
         c.token()
     with pytest.raises(pgentra.ConfigError, match="format"):
-        c.dsn("yaml")
+        c.connection_string("yaml")
 
 
 def test_repr_and_errors_never_show_secrets():
@@ -142,12 +151,12 @@ def test_conformance_vectors_byte_identical(vector):
     c = pgentra.Connector(connection_string=rendered["libpq"], credential="password")
     assert c.password_mode
     for f in FORMATS:
-        assert c.dsn(f).encode("utf-8") == rendered[f].encode("utf-8"), f
+        assert c.connection_string(f).encode("utf-8") == rendered[f].encode("utf-8"), f
     p = vector["params"]
     d = c.conninfo()
     for k in ["host", "port", "dbname", "user", "password", "sslmode"]:
         assert d[k] == p[k], k
-    assert json.loads(c.dsn("json")) == {k: p[k] for k in ["host", "port", "dbname", "user", "password", "sslmode"]}
+    assert json.loads(c.connection_string("json")) == {k: p[k] for k in ["host", "port", "dbname", "user", "password", "sslmode"]}
 
 
 def test_import_stays_light():

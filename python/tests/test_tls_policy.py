@@ -94,7 +94,7 @@ def test_an_azure_name_gets_verify_full_and_the_drivers_log_in_verified():
     with pgentra.psycopg.connect(connector=c) as conn:
         assert conn.execute("select current_user").fetchone()[0] == APP_ROLE
         assert conn.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone()[0] is True
-    assert "sslmode=verify-full" in c.dsn() and "sslrootcert=" in c.dsn()
+    assert "sslmode=verify-full" in c.connection_string() and "sslrootcert=" in c.connection_string()
 
 
 def test_a_server_without_the_name_in_its_certificate_gets_no_token():

@@ -42,14 +42,24 @@ def test_module_level_functions_and_psycopg2():
     finally:
         conn.close()
     for f in ["libpq", "uri"]:  # libpq reads both
-        conn = psycopg2.connect(pgentra.dsn(f))
+        conn = psycopg2.connect(pgentra.connection_string(f))
         try:
             assert current_user(conn) == APP_ROLE
         finally:
             conn.close()
     for f in ["ado", "jdbc", "json", "shell"]:
-        assert APP_ROLE in pgentra.dsn(f)
+        assert APP_ROLE in pgentra.connection_string(f)
     assert pgentra.default_connector() is pgentra.default_connector()
+
+
+def test_dsn_is_a_deprecated_alias_of_connection_string():
+    c = pgentra.default_connector()
+    with pytest.deprecated_call(match="connection_string"):
+        assert pgentra.dsn("uri") == pgentra.connection_string("uri")
+    with pytest.deprecated_call(match=r"Connector\.dsn\(\)"):
+        assert c.dsn() == c.connection_string()
+    with pytest.deprecated_call(match="connection_string_async"):
+        assert asyncio.run(c.dsn_async("jdbc")) == asyncio.run(c.connection_string_async("jdbc"))
 
 
 def test_psycopg2_integration_and_pool():
@@ -134,14 +144,16 @@ def test_wrong_client_secret_is_an_identity_service_error_with_the_aadsts_code()
     with pytest.raises(pgentra.IdentityServiceError) as ei:
         c.token()
     e = ei.value
-    assert e.code == "AADSTS7000215"
+    assert e.service_code == "AADSTS7000215"
+    with pytest.deprecated_call():
+        assert e.code == "AADSTS7000215"
     assert e.kind == "identity service" and isinstance(e, pgentra.Error)
     for text in [str(e), repr(e), repr(e.args), repr(c), c.credential]:
         assert secret not in text
     # The async path raises the same.
     with pytest.raises(pgentra.IdentityServiceError) as ei:
         asyncio.run(c.token_async())
-    assert ei.value.code == "AADSTS7000215" and secret not in str(ei.value)
+    assert ei.value.service_code == "AADSTS7000215" and secret not in str(ei.value)
 
 
 def test_the_service_principal_secret_from_the_environment(monkeypatch):

@@ -13,8 +13,9 @@
 # service principal, workload identity, Azure CLI, azd) and live in a refresh-ahead cache in
 # the Rust core (the native extension pgentra/pgentra_ext).
 #
-# Errors: PgEntra::Error < StandardError, with #kind (a Symbol), #kind_id and #code (the
-# identity service's code such as "AADSTS7000215", or nil), and one subclass per kind:
+# Errors: PgEntra::Error < StandardError, with #kind (a Symbol), #kind_id and #service_code (the
+# identity service's code such as "AADSTS7000215", or nil; #code is its deprecated old name),
+# and one subclass per kind:
 # ConfigError, CredentialError, IdentityServiceError, NetworkError, TlsPolicyError,
 # DatabaseError, InternalError. Messages name the variable or key at fault and never contain a
 # token, client secret or password.
@@ -32,6 +33,15 @@ rescue LoadError => e
 end
 
 module PgEntra
+  class Error
+    # Deprecated: the old name of #service_code, kept for one release. Warns in the
+    # :deprecated category (shown when Warning[:deprecated] is on, e.g. ruby -W:deprecated).
+    def code
+      warn("PgEntra::Error#code is deprecated; use #service_code", category: :deprecated, uplevel: 1)
+      service_code
+    end
+  end
+
   # Reaches one Azure Database for PostgreSQL server with a current Entra ID token (or the
   # configured password). Thread-safe; share one per process: it holds the token cache, and any
   # number of threads asking at once cause one identity request.

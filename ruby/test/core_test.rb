@@ -31,15 +31,27 @@ class CoreTest < Minitest::Test
   def test_error_classes
     assert_operator PgEntra::Error, :<, StandardError
     assert_nil PgEntra::Error.new("x").kind
-    assert_nil PgEntra::Error.new("x").code
+    assert_nil PgEntra::Error.new("x").service_code
     CLASSES.each do |cls, (kind, id)|
       assert_operator cls, :<, PgEntra::Error
       e = cls.new("boom")
       assert_equal kind, e.kind
       assert_equal id, e.kind_id
-      assert_nil e.code
+      assert_nil e.service_code
       assert_equal "boom", e.message
     end
+  end
+
+  def test_code_is_a_deprecated_alias_of_service_code
+    e = PgEntra::IdentityServiceError.new("x")
+    e.instance_variable_set(:@service_code, "AADSTS7000215")
+    was = Warning[:deprecated]
+    Warning[:deprecated] = true
+    assert_output(nil, /PgEntra::Error#code is deprecated; use #service_code/) { assert_equal "AADSTS7000215", e.code }
+    Warning[:deprecated] = false
+    assert_output(nil, "") { assert_equal "AADSTS7000215", e.code }
+  ensure
+    Warning[:deprecated] = was
   end
 
   def test_connector_cannot_be_allocated_empty
@@ -54,7 +66,7 @@ class CoreTest < Minitest::Test
     refute_includes e.message, "70000" # never a value: it may be a piece of a password (#13)
     assert_includes e.message, "connection_string"
     assert_equal :config, e.kind
-    assert_nil e.code
+    assert_nil e.service_code
     assert_kind_of PgEntra::Error, e
   end
 

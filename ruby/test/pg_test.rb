@@ -166,14 +166,14 @@ class PgTest < HarnessTest
     c = fresh(connection_string: Harness.libpq("user=aad_pgentra_sp"), client_id: Harness::SP,
               tenant_id: Harness::TENANT, client_secret: secret, authority_host: ENV.fetch("AZURE_AUTHORITY_HOST"))
     e = assert_raises(PgEntra::IdentityServiceError) { c.token }
-    assert_equal "AADSTS7000215", e.code
+    assert_equal "AADSTS7000215", e.service_code
     assert_equal :identity_service, e.kind
     assert_kind_of PgEntra::Error, e
     [e.message, e.inspect, e.full_message, e.backtrace.to_a.join, c.inspect, c.credential].each do |text|
       refute_includes text, secret
     end
     e = assert_raises(PgEntra::IdentityServiceError) { c.conninfo }
-    assert_equal "AADSTS7000215", e.code
+    assert_equal "AADSTS7000215", e.service_code
   end
 
   def test_a_rotated_token_is_renewed_on_the_next_connection

@@ -20,7 +20,7 @@ pyo3::create_exception!(
     pgentra,
     Error,
     PyException,
-    "Base class of every pgentra error. `kind` names the core's error kind, `kind_id` its number, `code` the identity service's own code (e.g. 'AADSTS7000215') or None."
+    "Base class of every pgentra error. `kind` names the core's error kind, `kind_id` its number, `service_code` the identity service's own code (e.g. 'AADSTS7000215') or None (`code`: its deprecated old name)."
 );
 pyo3::create_exception!(pgentra, ConfigError, Error, "A variable, key or argument is missing, malformed or contradictory.");
 pyo3::create_exception!(pgentra, CredentialError, Error, "No credential applies, or a credential could not be built or run.");
@@ -43,11 +43,11 @@ fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, pyo3::types::PyType> {
 }
 
 /// The one place where a core error becomes a Python exception: the class from the kind, the
-/// core's message as the only argument, the identity service's code as `.code`.
+/// core's message as the only argument, the identity service's code as `.service_code`.
 fn to_py_err(py: Python<'_>, e: pgentra::Error) -> PyErr {
     let made = class_of(py, e.kind()).call1((e.message(),)).and_then(|exc| {
         if let Some(code) = e.code() {
-            exc.setattr("code", code)?;
+            exc.setattr("service_code", code)?;
         }
         Ok(PyErr::from_value(exc))
     });
@@ -319,7 +319,7 @@ impl PyConnector {
 
     /// The connection string with a current token: libpq, uri, ado, jdbc, json or shell.
     #[pyo3(signature = (format="libpq"))]
-    fn dsn(&self, py: Python<'_>, format: &str) -> PyResult<String> {
+    fn connection_string(&self, py: Python<'_>, format: &str) -> PyResult<String> {
         let f = Format::parse(format).map_err(|e| to_py_err(py, e))?;
         py.detach(|| self.inner.connection_string(f)).map_err(|e| to_py_err(py, e))
     }
@@ -470,7 +470,7 @@ fn _pgentra(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let base = py.get_type::<Error>();
     base.setattr("kind", py.None())?;
     base.setattr("kind_id", py.None())?;
-    base.setattr("code", py.None())?;
+    base.setattr("service_code", py.None())?;
     m.add("Error", base)?;
     for kind in ErrorKind::ALL {
         let cls = class_of(py, kind);

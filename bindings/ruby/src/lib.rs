@@ -48,13 +48,13 @@ fn class_of(ruby: &Ruby, kind: ErrorKind) -> ExceptionClass {
 }
 
 /// The one place where a core error becomes a Ruby exception: the class from the kind, the
-/// core's message (which never holds a secret), the identity service's code as `@code`.
+/// core's message (which never holds a secret), the identity service's code as `@service_code`.
 fn to_rb_err(ruby: &Ruby, e: pgentra::Error) -> Error {
     let made = class_of(ruby, e.kind())
         .new_instance((ruby.str_new(e.message()),))
         .and_then(|exc| {
             if let Some(code) = e.code() {
-                exc.funcall::<_, _, Value>("instance_variable_set", ("@code", ruby.str_new(code)))?;
+                exc.funcall::<_, _, Value>("instance_variable_set", ("@service_code", ruby.str_new(code)))?;
             }
             Ok(exc)
         });
@@ -519,8 +519,9 @@ fn define_errors(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let base = module.define_error("Error", ruby.exception_standard_error())?;
     base.const_set("KIND", ruby.qnil())?;
     base.const_set("KIND_ID", ruby.qnil())?;
-    // `code`: the identity service's own error code (e.g. "AADSTS7000215"), or nil.
-    base.funcall::<_, _, Value>("attr_reader", (ruby.to_symbol("code"),))?;
+    // `service_code`: the identity service's own error code (e.g. "AADSTS7000215"), or nil.
+    // `code`, its deprecated old name, is defined in lib/pgentra.rb.
+    base.funcall::<_, _, Value>("attr_reader", (ruby.to_symbol("service_code"),))?;
     base.define_method("kind", method!(error_kind, 0))?;
     base.define_method("kind_id", method!(error_kind_id, 0))?;
     let mut kinds = Vec::with_capacity(ErrorKind::ALL.len());

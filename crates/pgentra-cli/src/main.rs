@@ -14,14 +14,15 @@ Usage: pgentra [--prefix P] [--credential KIND] COMMAND [ARGS]
 Commands:
   token [--json]              print the access token (--json: with expiry, credential, claims)
   dsn [--format F]            print the connection string with the token or password
-                              F: libpq (default), uri, ado, jdbc, json
+                              F: libpq (default), uri, ado, jdbc, json, shell, pdo
   env                         print `export PG...=...` lines for eval
   exec -- CMD [ARGS...]       run CMD with PGHOST, PGUSER, PGPASSWORD, ... set
   check [--json]              diagnose configuration, credential, token and a real connection
   grant --role NAME [--schema S]
-                              as the owner (PG* variables or --host/--port/--dbname/--user,
-                              password from PGPASSWORD or a prompt) grant ALL on the schema's
-                              tables and sequences to NAME
+                              as the owner (server and database from the Service Connector
+                              variables, PGHOST/PGPORT/PGDATABASE or --host/--port/--dbname;
+                              PGUSER or --user, password from PGPASSWORD or a prompt) grant ALL
+                              on the schema's tables and sequences to NAME
   proxy [--listen ADDR] [--unix-socket DIR] [--allow-uid UID] [--max-sessions N]
                               a local PostgreSQL endpoint without passwords: each session is
                               logged in upstream over TLS with a current token
@@ -64,11 +65,11 @@ PGENTRA_SHARED_CACHE=0 turns sharing off.
 fn help_for(cmd: &str) -> &'static str {
     match cmd {
         "token" => "pgentra token [--json]\n\nPrints the current access token for the configured identity. With --json, prints one\nJSON object with these fields:\n  token          the access token (a secret: keep it out of logs)\n  expires_on     when it expires (Unix seconds, this host's clock)\n  refresh_at     when pgentra will refresh it (Unix seconds)\n  credential     the credential that acquired it (managed-identity, azure-cli, ...)\n  detail         which endpoint or identity, in words\n  claims         what the token says (null if it cannot be read):\n    claims.aud         audience (https://ossrdbms-aad.database.windows.net)\n    claims.tid         tenant id\n    claims.oid         object id of the identity\n    claims.appid       application (client) id\n    claims.user        the database user name derived from the claims\n    claims.user_claim  which claim it came from (upn, unique_name, ...)\n    claims.exp         expiry in the token itself (Unix seconds)\nExit codes as in `pgentra help`.\n",
-        "dsn" => "pgentra dsn [--format libpq|uri|ado|jdbc|json]\n\nPrints the connection string with a current token (or the configured password).\n",
+        "dsn" => "pgentra dsn [--format F]\n\nPrints the connection string with a current token (or the configured password), as F:\n  libpq   host=... port=... dbname=... user=... password=... sslmode=... (the default)\n  uri     postgresql://user:password@host:port/dbname?sslmode=...\n  ado     Server=...;Port=...;Database=...;User Id=...;Password=...;Ssl Mode=...; (Npgsql)\n  jdbc    jdbc:postgresql://host:port/dbname?sslmode=...&user=...&password=... (pgJDBC)\n  json    one JSON object: host, port, dbname, user, password, sslmode, ...\n  shell   export PGHOST='...' PGPORT='...' ... PGPASSWORD='...' (what `pgentra env` prints)\n  pdo     pgsql:host=...;port=...;dbname=...;user=...;password=...;sslmode=... (PHP PDO)\n",
         "env" => "pgentra env\n\nPrints `export PGHOST=... PGPORT=... PGDATABASE=... PGUSER=... PGPASSWORD=... PGSSLMODE=...`,\nevery value single-quoted. Use: eval \"$(pgentra env)\"\n",
         "exec" => "pgentra exec -- CMD [ARGS...]\n\nRuns CMD with the libpq variables set (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD,\nPGSSLMODE), e.g. pgentra exec -- psql -c 'select 1'. Exits with CMD's status.\n",
         "check" => "pgentra check [--json]\n\nShows where the configuration came from, which credential won, the token's audience, expiry,\nobject id and derived user (never the token), the TLS mode, whether the token cache is shared\nwith this user's other processes (the entry, or why not), then connects and runs\n`select current_user`. Exits non-zero with a diagnosis when anything is wrong.\n",
-        "grant" => "pgentra grant --role NAME [--schema public] [--host H] [--port P] [--dbname D] [--user U]\n\nConnects as the tables' owner (libpq variables or the flags; password from PGPASSWORD or a\nprompt), runs GRANT ALL PRIVILEGES ON ALL TABLES and ALL SEQUENCES IN SCHEMA to the role\n(identifiers quoted), and prints the tables the role can now use.\n",
+        "grant" => "pgentra grant --role NAME [--schema public] [--host H] [--port P] [--dbname D] [--user U]\n\nConnects as the tables' owner, runs GRANT ALL PRIVILEGES ON ALL TABLES and ALL SEQUENCES IN\nSCHEMA to the role (identifiers quoted), and prints the tables the role can now use.\nServer and database: the flags, else PGHOST, PGPORT, PGDATABASE (and PGSSLMODE), else the\nService Connector variables (AZURE_POSTGRESQL_CONNECTIONSTRING in any dialect, or _HOST,\n_PORT, _DATABASE; --prefix P for another prefix); sslmode at least require. The owner: --user\nor PGUSER (never the application's AZURE_POSTGRESQL_USER), password from PGPASSWORD or a prompt.\n",
         "proxy" => PROXY_HELP,
         "pgpass" => PGPASS_HELP,
         "cache" => CACHE_HELP,
@@ -273,7 +274,7 @@ fn run(args: Vec<String>) -> Result<u8, Failure> {
         }
         "exec" => cmd_exec(options, &rest),
         "check" => cmd_check(options, &rest),
-        "grant" => cmd_grant(&rest),
+        "grant" => cmd_grant(&options, &rest),
         "proxy" => proxy::cmd(options, &rest),
         "pgpass" => pgpass::cmd(options, &rest),
         "cache" => cmd_cache(options, &rest),
@@ -551,17 +552,10 @@ fn shared_line(dir: &Option<String>, entry: &Option<String>, reason: &Option<Str
     }
 }
 
-fn cmd_grant(rest: &[String]) -> Result<u8, Failure> {
+fn cmd_grant(options: &Options, rest: &[String]) -> Result<u8, Failure> {
     let mut role = None;
     let mut schema = "public".to_string();
-    let mut p = pgentra::ConnParams::default();
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    p.host = env("PGHOST");
-    p.dbname = env("PGDATABASE");
-    p.user = env("PGUSER");
-    if let Some(port) = env("PGPORT") {
-        p.port = Some(port.parse().map_err(|_| Error::config(format!("PGPORT '{port}' is not a port number")))?);
-    }
+    let mut flags = pgentra::ConnParams::default();
     let mut i = 0;
     while i < rest.len() {
         let v = rest.get(i + 1).cloned();
@@ -569,13 +563,13 @@ fn cmd_grant(rest: &[String]) -> Result<u8, Failure> {
         match rest[i].as_str() {
             "--role" => role = Some(need(v, "--role")?),
             "--schema" => schema = need(v, "--schema")?,
-            "--host" => p.host = Some(need(v, "--host")?),
+            "--host" => flags.host = Some(need(v, "--host")?),
             "--port" => {
                 let s = need(v, "--port")?;
-                p.port = Some(s.parse().map_err(|_| Error::config(format!("--port '{s}' is not a port number")))?);
+                flags.port = Some(s.parse().map_err(|_| Error::config(format!("--port '{s}' is not a port number")))?);
             }
-            "--dbname" => p.dbname = Some(need(v, "--dbname")?),
-            "--user" => p.user = Some(need(v, "--user")?),
+            "--dbname" => flags.dbname = Some(need(v, "--dbname")?),
+            "--user" => flags.user = Some(need(v, "--user")?),
             a => return usage(format!("unexpected argument '{a}'")),
         }
         i += 2;
@@ -583,14 +577,53 @@ fn cmd_grant(rest: &[String]) -> Result<u8, Failure> {
     let Some(role) = role else {
         return usage("grant needs --role NAME");
     };
-    if p.host.is_none() {
-        return Err(Error::config("grant needs the server: set PGHOST or pass --host").into());
+    let p = grant_params(options, flags, &pgentra::config::ProcessEnv)?;
+    grant_as_owner(p, role, schema)
+}
+
+/// The owner's connection for `grant`: the server and database from the flags, else the libpq
+/// variables (PGHOST, PGPORT, PGDATABASE, PGSSLMODE), else the Service Connector variables (any
+/// connection string dialect, or the discrete ones, through the core's discovery); the owner's
+/// user from --user or PGUSER, never the application's.
+fn grant_params(options: &Options, flags: pgentra::ConnParams, vars: &dyn pgentra::Env) -> Result<pgentra::ConnParams, Failure> {
+    let env = |k: &str| vars.get(k).filter(|v| !v.is_empty());
+    let mut p = pgentra::ConnParams::default();
+    let mut from_connector = false;
+    if let Some((sc, _)) = pgentra::Config::server(options, vars)? {
+        p.host = sc.host;
+        p.port = sc.port;
+        p.dbname = sc.dbname;
+        p.sslmode = sc.sslmode;
+        from_connector = true;
     }
-    let mode = env("PGSSLMODE").unwrap_or_else(|| "require".into());
-    p.sslmode = Some(pgentra::SslMode::parse(&mode).ok_or_else(|| Error::config(format!("PGSSLMODE '{mode}' is not an sslmode")))?);
+    let mut libpq = pgentra::ConnParams { host: env("PGHOST"), dbname: env("PGDATABASE"), user: env("PGUSER"), ..Default::default() };
+    if let Some(port) = env("PGPORT") {
+        libpq.port = Some(port.parse().map_err(|_| Error::config(format!("PGPORT '{port}' is not a port number")))?);
+    }
+    if let Some(mode) = env("PGSSLMODE") {
+        libpq.sslmode = Some(pgentra::SslMode::parse(&mode).ok_or_else(|| Error::config(format!("PGSSLMODE '{mode}' is not an sslmode")))?);
+    }
+    p.overlay(libpq);
+    p.overlay(flags);
+    let prefix = options.prefix.clone().unwrap_or_else(|| pgentra::DEFAULT_PREFIX.to_string());
+    if p.host.is_none() {
+        return Err(Error::config(format!("grant needs the server: set {prefix}_CONNECTIONSTRING or {prefix}_HOST, PGHOST, or pass --host")).into());
+    }
+    if p.user.is_none() {
+        let hint = if from_connector { format!(" ({prefix}_USER is the application's identity, not the owner)") } else { String::new() };
+        return Err(Error::config(format!("grant needs the tables' owner: set PGUSER or pass --user{hint}")).into());
+    }
+    if p.sslmode.is_none() {
+        p.sslmode = Some(pgentra::SslMode::Require);
+    }
     if let Some(root) = env("PGSSLROOTCERT") {
         p.extra.push(("sslrootcert".into(), root));
     }
+    Ok(p)
+}
+
+fn grant_as_owner(mut p: pgentra::ConnParams, role: String, schema: String) -> Result<u8, Failure> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let password = match env("PGPASSWORD") {
         Some(pw) => pw,
         None => rpassword::prompt_password(format!("Password for {}: ", p.user.as_deref().unwrap_or("owner")))

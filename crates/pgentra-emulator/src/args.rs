@@ -4,13 +4,31 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-pub const USAGE: &str = "usage: pgentra-emulator --state-dir DIR \
+pub const USAGE: &str = "usage: pgentra-emulator --state-dir DIR [--background] \
 [--pg-admin \"host=/sock/dir port=N user=postgres dbname=postgres\"] \
 [--lifetime SECS (default 3600)] [--refresh-in SECS] [--secret S (default \"emulator-secret\")] \
-[--faults JSON] [--ldap-port N (default: any free port)]";
+[--faults JSON] [--ldap-port N (default: any free port)]
+       pgentra-emulator --stop --state-dir DIR      stop the emulator running in DIR
+       pgentra-emulator --list [--secret S]         its identities, client ids, secrets and roles
+--background: returns once the emulator listens, printing the path of DIR/emulator.env
+(its log goes to DIR/emulator.log); the emulator runs on until --stop or SIGTERM.";
+
+/// What the invocation asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Run in the foreground until SIGTERM or SIGINT.
+    Run,
+    /// Start in the background, return once it listens.
+    Background,
+    /// Stop the emulator running in the state directory.
+    Stop,
+    /// Print the identities and exit.
+    List,
+}
 
 #[derive(Debug)]
 pub struct Args {
+    pub mode: Mode,
     pub state_dir: PathBuf,
     pub pg_admin: Option<String>,
     pub lifetime: u64,
@@ -101,6 +119,14 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut secret = "emulator-secret".to_string();
     let mut faults = Vec::new();
     let mut ldap_port = None;
+    let mut mode = Mode::Run;
+    let mut set_mode = |m: Mode, flag: &str| -> Result<(), String> {
+        if mode != Mode::Run {
+            return Err(format!("{flag}: only one of --background, --stop and --list"));
+        }
+        mode = m;
+        Ok(())
+    };
 
     let mut it = argv.into_iter();
     while let Some(arg) = it.next() {
@@ -118,6 +144,12 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             }
         };
         match flag.as_str() {
+            "--background" | "--stop" | "--list" if inline.is_some() => {
+                return Err(format!("{flag} takes no value"))
+            }
+            "--background" => set_mode(Mode::Background, &flag)?,
+            "--stop" => set_mode(Mode::Stop, &flag)?,
+            "--list" => set_mode(Mode::List, &flag)?,
             "--state-dir" => state_dir = Some(PathBuf::from(value()?)),
             "--pg-admin" => pg_admin = Some(value()?),
             "--lifetime" => lifetime = parse_secs("--lifetime", &value()?)?,
@@ -131,7 +163,11 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    let state_dir = state_dir.ok_or_else(|| format!("--state-dir is required\n{USAGE}"))?;
+    let state_dir = match (state_dir, mode) {
+        (Some(d), _) => d,
+        (None, Mode::List) => PathBuf::new(),
+        (None, _) => return Err(format!("--state-dir is required\n{USAGE}")),
+    };
     if lifetime == 0 {
         return Err("--lifetime must be at least 1 second".into());
     }
@@ -139,6 +175,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
         return Err("--secret must not be empty".into());
     }
     Ok(Args {
+        mode,
         state_dir,
         pg_admin,
         lifetime,
@@ -177,5 +214,12 @@ mod tests {
         assert_eq!(a.faults.len(), 2);
         assert!(parse(v(&["--lifetime", "5"])).is_err());
         assert!(parse(v(&["--state-dir", "/x", "--bogus"])).is_err());
+        assert_eq!(a.mode, Mode::Run);
+        assert_eq!(parse(v(&["--list"])).unwrap().mode, Mode::List);
+        assert_eq!(parse(v(&["--state-dir", "/x", "--background"])).unwrap().mode, Mode::Background);
+        assert_eq!(parse(v(&["--stop", "--state-dir=/x"])).unwrap().mode, Mode::Stop);
+        assert!(parse(v(&["--stop"])).unwrap_err().contains("--state-dir"));
+        assert!(parse(v(&["--state-dir", "/x", "--stop", "--list"])).unwrap_err().contains("only one"));
+        assert!(parse(v(&["--list=yes"])).is_err());
     }
 }

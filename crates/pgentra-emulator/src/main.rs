@@ -9,6 +9,7 @@ mod ldap;
 mod pg;
 mod server;
 mod tls;
+mod tool;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -24,13 +25,30 @@ use tokio_rustls::TlsAcceptor;
 use crate::server::{Config, Emulator};
 
 fn main() {
-    let args = match args::parse(std::env::args().skip(1)) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let args = match args::parse(argv.clone()) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("pgentra-emulator: {e}");
             std::process::exit(2);
         }
     };
+    let done = match args.mode {
+        args::Mode::Run => None,
+        args::Mode::List => {
+            print!("{}", tool::list_text(&args.secret));
+            Some(Ok(()))
+        }
+        args::Mode::Background => Some(tool::background(&argv, &args.state_dir)),
+        args::Mode::Stop => Some(tool::stop(&args.state_dir)),
+    };
+    if let Some(result) = done {
+        if let Err(e) = result {
+            eprintln!("pgentra-emulator: {e}");
+            std::process::exit(1);
+        }
+        std::process::exit(0);
+    }
     // Read the local UTC offset while the process is still single-threaded (the `time`
     // crate refuses to do so later on Unix). Used only for `az`-style `expiresOn`.
     let local_offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
@@ -120,6 +138,7 @@ async fn run(args: args::Args, local_offset: time::UtcOffset) -> Result<(), Stri
     let identity_header = identity::random_hex(16);
     let http_base = format!("http://127.0.0.1:{http_port}");
     let https_base = format!("https://127.0.0.1:{https_port}");
+    let id_of = |key: &str| identity::by_key(key).map(|i| i.client_id.to_string()).unwrap_or_default();
     let vars: Vec<(&str, String)> = vec![
         ("IDENTITY_ENDPOINT", format!("{http_base}/msi/token")),
         ("IDENTITY_HEADER", identity_header.clone()),
@@ -131,6 +150,17 @@ async fn run(args: args::Args, local_offset: time::UtcOffset) -> Result<(), Stri
         ),
         ("PGENTRA_EMULATOR_LDAP_PORT", ldap_port.to_string()),
         ("PGENTRA_EMULATOR_HBA", hba_method(ldap_port)),
+        // The Entra endpoint is https with this run's CA: clients must trust it.
+        ("SSL_CERT_FILE", ca_path.to_string_lossy().into_owned()),
+        // Where IMDS would be (for PGENTRA_IMDS_ENDPOINT), and the identities' names
+        // (`pgentra-emulator --list`), under names no client reads on its own.
+        ("PGENTRA_EMULATOR_IMDS_ENDPOINT", http_base.clone()),
+        ("PGENTRA_EMULATOR_TENANT_ID", identity::TENANT_ID.to_string()),
+        ("PGENTRA_EMULATOR_UAMI_CLIENT_ID", id_of("uami")),
+        ("PGENTRA_EMULATOR_SP_CLIENT_ID", id_of("sp")),
+        ("PGENTRA_EMULATOR_SP_CLIENT_SECRET", args.secret.clone()),
+        ("PGENTRA_EMULATOR_CERT_CLIENT_ID", id_of("cert")),
+        ("PGENTRA_EMULATOR_WI_CLIENT_ID", id_of("wi")),
     ];
 
     let arc_key = crate::identity::random_guid().replace('-', "");

@@ -271,8 +271,8 @@ impl Config {
         Self::resolve(options, &ProcessEnv)
     }
 
-    /// Resolve from `env` and `options` (which win).
-    pub fn resolve(options: Options, env: &dyn Env) -> Result<Config> {
+    /// The Service Connector prefix: `options`, else `PGENTRA_PREFIX`, else AZURE_POSTGRESQL.
+    fn prefix(options: &Options, env: &dyn Env) -> Result<String> {
         let prefix = options
             .prefix
             .clone()
@@ -284,9 +284,23 @@ impl Config {
                 "prefix '{prefix}' is not a valid variable prefix; use letters, digits and '_' (default AZURE_POSTGRESQL)"
             )));
         }
-        let pv = Prefixed { env, prefix: prefix.clone() };
-        let mut sources = Sources::default();
+        Ok(prefix)
+    }
 
+    /// The server and database the Service Connector variables name (`{prefix}_CONNECTIONSTRING`
+    /// in any dialect, then `{prefix}_HOST`, `_PORT`, `_DATABASE`, ...), with `options` over
+    /// them, and where they came from; no credential is looked at. `None` when nothing is set.
+    pub fn server(options: &Options, env: &dyn Env) -> Result<Option<(ConnParams, Sources)>> {
+        let prefix = Self::prefix(options, env)?;
+        let pv = Prefixed { env, prefix };
+        let mut sources = Sources::default();
+        let params = Self::params(options, &pv, &mut sources)?;
+        let found = sources.connection_string.is_some() || !sources.discrete.is_empty() || options.host.is_some();
+        Ok(found.then_some((params, sources)))
+    }
+
+    /// Steps 1 to 3 of `resolve`: the connection parameters, code over the environment.
+    fn params(options: &Options, pv: &Prefixed<'_>, sources: &mut Sources) -> Result<ConnParams> {
         // 1. The connection string (code, else environment).
         let mut params = ConnParams::default();
         let mut code_cs = None;
@@ -368,6 +382,15 @@ impl Config {
             system_roots: false,
         };
         params.overlay(code);
+        Ok(params)
+    }
+
+    /// Resolve from `env` and `options` (which win).
+    pub fn resolve(options: Options, env: &dyn Env) -> Result<Config> {
+        let prefix = Self::prefix(&options, env)?;
+        let pv = Prefixed { env, prefix: prefix.clone() };
+        let mut sources = Sources::default();
+        let mut params = Self::params(&options, &pv, &mut sources)?;
 
         if sources.connection_string.is_none() && sources.discrete.is_empty() && options.host.is_none() {
             return Err(Error::config(format!(

@@ -13,9 +13,10 @@ pub enum ErrorKind {
     Credential = 2,
     /// The identity service answered with an error (Entra `AADSTS…`, managed identity 4xx/5xx).
     IdentityService = 3,
-    /// The identity service or database could not be reached in time.
+    /// The identity service or database could not be reached in time, or an identity
+    /// endpoint's TLS certificate is not trusted (the message says which CA to trust).
     Network = 4,
-    /// A token would travel without TLS, or TLS failed.
+    /// A token would travel without TLS, or TLS to the database failed.
     TlsPolicy = 5,
     /// The database refused the connection or a query failed.
     Database = 6,

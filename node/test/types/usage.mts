@@ -1,13 +1,13 @@
 // Type-checked by test/types.test.js (tsc --noEmit): the typings an ESM user sees.
 import pg from 'pg';
-import pgentra, { Connector, PgEntraError, getToken, pgConfig, connectionString, sequelize, knex } from 'pgentra';
+import pgentra, { Connector, PgEntraError, token, pgConfig, connectionString, sequelize, knex } from 'pgentra';
 import type { ConnectorOptions, PgConfig, TokenInfo, ErrorCode } from 'pgentra';
 
 const options: ConnectorOptions = { connectionString: 'host=h', clientId: 'x', timeoutMs: 5000, allowInsecure: false };
 const c = new Connector(options);
-const token: string = await c.getToken();
-const fromDefault: string = await pgentra.getToken();
-const viaFn: string = await getToken();
+const tok: string = await c.token();
+const fromDefault: string = await pgentra.token();
+const viaFn: string = await token();
 const config: PgConfig & { max: number } = await pgConfig({ max: 5 });
 const pool = new pg.Pool(config);
 const client = new pg.Client(await c.pgConfig());
@@ -24,7 +24,7 @@ const knexConnection = knex.connection(c);
 const fresh = await knexConnection();
 const password: string = await fresh.password();
 try {
-  await getToken();
+  await token();
 } catch (e) {
   if (e instanceof PgEntraError) {
     const code: ErrorCode = e.code;
@@ -34,4 +34,4 @@ try {
     void isConfig;
   }
 }
-void [token, fromDefault, viaFn, pool, client, uri, jdbc, expires, n, user, password];
+void [tok, token, fromDefault, viaFn, pool, client, uri, jdbc, expires, n, user, password];

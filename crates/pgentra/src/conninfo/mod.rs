@@ -108,6 +108,22 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in number order: help texts and tests list them from here.
+    pub const ALL: [Format; 7] = [Format::Libpq, Format::Uri, Format::Ado, Format::Jdbc, Format::Json, Format::Shell, Format::Pdo];
+
+    /// The name `parse` reads first for this format.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Libpq => "libpq",
+            Format::Uri => "uri",
+            Format::Ado => "ado",
+            Format::Jdbc => "jdbc",
+            Format::Json => "json",
+            Format::Shell => "shell",
+            Format::Pdo => "pdo",
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Format> {
         Ok(match s.to_ascii_lowercase().as_str() {
             "libpq" | "keyword" | "kv" | "dsn" => Format::Libpq,
@@ -118,9 +134,8 @@ impl Format {
             "shell" | "env" => Format::Shell,
             "pdo" | "pdo_pgsql" | "pgsql" => Format::Pdo,
             _ => {
-                return Err(Error::config(format!(
-                    "unknown format '{s}'; use one of libpq, uri, ado, jdbc, json, shell, pdo"
-                )))
+                let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+                return Err(Error::config(format!("unknown format '{s}'; use one of {}", names.join(", "))));
             }
         })
     }

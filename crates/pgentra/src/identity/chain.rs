@@ -40,7 +40,7 @@ impl TokenSource for Chain {
                     return Ok(t);
                 }
                 Err(e) if e.kind() == ErrorKind::Credential || e.kind() == ErrorKind::Network => {
-                    reasons.push(format!("{}: {}", s.describe(), e.message()));
+                    reasons.push(reason(&s.describe(), e.message()));
                 }
                 Err(e) => return Err(e),
             }
@@ -61,6 +61,16 @@ impl TokenSource for Chain {
     fn describe(&self) -> String {
         let names: Vec<String> = self.sources.iter().map(|s| s.describe()).collect();
         format!("chain: {}", names.join(" → "))
+    }
+}
+
+/// One source's failure for the chain's message: its label once, then why. A source's own
+/// message often starts with its label, or the tail of it (`instance metadata service (IMDS),
+/// system-assigned identity: not reachable`); that label is not repeated.
+fn reason(label: &str, message: &str) -> String {
+    match message.split_once(": ") {
+        Some((head, rest)) if !head.is_empty() && label.ends_with(head) => format!("{label}: {rest}"),
+        _ => format!("{label}: {message}"),
     }
 }
 
@@ -109,3 +119,22 @@ pub fn source_for(c: &Config) -> Result<Option<Box<dyn TokenSource>>> {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::reason;
+
+    #[test]
+    fn a_reason_names_its_source_once() {
+        let imds = "managed identity via the instance metadata service (IMDS), system-assigned identity";
+        assert_eq!(
+            reason(imds, "instance metadata service (IMDS), system-assigned identity: not reachable (not an Azure VM)"),
+            format!("{imds}: not reachable (not an Azure VM)")
+        );
+        let az = "Azure CLI (az account get-access-token)";
+        assert_eq!(reason(az, &format!("{az}: az not found on PATH")), format!("{az}: az not found on PATH"));
+        // A message without the label keeps all of it.
+        assert_eq!(reason(az, "timed out: after 3s"), format!("{az}: timed out: after 3s"));
+        assert_eq!(reason(az, "no colon here"), format!("{az}: no colon here"));
+    }
+}

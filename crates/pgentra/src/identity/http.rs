@@ -80,15 +80,30 @@ pub(super) fn classify_reqwest(e: reqwest::Error, what: &str) -> Attempt {
     let lower = detail.to_ascii_lowercase();
     let cut_short = lower.contains("close_notify") || lower.contains("unexpected eof");
     let tls = !cut_short && (lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake"));
-    let err = Error::new(
-        if tls { ErrorKind::TlsPolicy } else { ErrorKind::Network },
-        format!("{what}: request {kind}{}{}", if detail.is_empty() { "" } else { ": " }, detail),
-    );
+    let message = format!("{what}: request {kind}{}{}", if detail.is_empty() { "" } else { ": " }, detail);
     if tls {
-        Attempt::Permanent(err)
+        // Not a policy refusal: the endpoint's certificate is not trusted here. A network error
+        // that says which CA to trust; retrying cannot help.
+        let host = e.url().and_then(|u| u.host_str()).unwrap_or("the identity endpoint").to_string();
+        Attempt::Permanent(Error::new(ErrorKind::Network, format!("{message}; {}", trust_advice(&host))))
     } else {
-        Attempt::Transient(err, None)
+        Attempt::Transient(Error::new(ErrorKind::Network, message), None)
     }
+}
+
+/// What to do when an identity endpoint's TLS certificate is not trusted: which CA to add
+/// and where. Names the pgentra emulator's CA when its variables are set.
+pub(super) fn trust_advice(host: &str) -> String {
+    let emulator = std::env::var("PGENTRA_EMULATOR_CA").ok().filter(|c| !c.is_empty());
+    let bundle = match std::env::var("SSL_CERT_FILE") {
+        Ok(f) if !f.is_empty() => format!("the CA bundle SSL_CERT_FILE names ({f})"),
+        _ => "the system's CA bundle (or a PEM file named by SSL_CERT_FILE)".to_string(),
+    };
+    let which = match emulator {
+        Some(ca) => format!("the pgentra emulator's CA, {ca} (PGENTRA_EMULATOR_CA; its emulator.env sets SSL_CERT_FILE to it)"),
+        None => "the root CA that issued its certificate (for Azure's Entra endpoints: DigiCert Global Root G2 or Microsoft RSA Root Certificate Authority 2017)".to_string(),
+    };
+    format!("the certificate of {host} is not trusted: add {which} to {bundle}")
 }
 
 pub(super) fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
