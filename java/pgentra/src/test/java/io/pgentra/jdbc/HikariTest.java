@@ -37,7 +37,9 @@ class HikariTest {
         info.setProperty("user", "pgentra-app");
         info.setProperty("pgentra.credential", "managed-identity");
         io.pgentra.PgEntra connector = new PgEntraAuthenticationPlugin(info).connector();
-        connector.invalidateIf(connector.token());
+        // Start from an empty cache. (invalidateIf would keep a token that another test fetched
+        // right after a refusal: compare-and-invalidate is for refusals, not for resetting.)
+        connector.invalidate();
         StringBuilder faults = new StringBuilder("[");
         for (int i = 0; i < 40; i++) {
             faults.append(i == 0 ? "" : ",").append("{\"refresh_in\": 4}");
