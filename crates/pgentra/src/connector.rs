@@ -354,11 +354,18 @@ impl Connector {
     /// `settings_with`, plus the database user from the token's claims when none is configured
     /// (which may wait for a token): for drivers that send the user name before they ask for
     /// the password (pgJDBC's authentication plugin), so that a settings URL alone logs in as
-    /// the identity's role rather than as the operating system's user.
+    /// the identity's role rather than as the operating system's user. Without such a claim
+    /// (a service principal) the user stays unset, for the caller to give.
     pub fn settings_with_user(&self, overrides: &[(String, Option<String>)]) -> Result<ConnParams> {
         let mut p = self.settings_with(overrides)?;
         if p.user.is_none() && !self.is_password_mode() {
-            p.user = self.params_with(overrides)?.user;
+            match self.params_with(overrides) {
+                Ok(full) => p.user = full.user,
+                // The settings were valid, so this is the token naming no user (a service
+                // principal's never does): the caller gives the user to the driver itself.
+                Err(e) if e.kind() == ErrorKind::Config => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(p)
     }

@@ -135,6 +135,14 @@ public final class PgEntra implements AutoCloseable {
     }
 
     /**
+     * This connector's name in the URLs {@link #jdbcUrl()} hands out (the value of
+     * {@code pgentra.connector}), for code that writes such a URL itself.
+     */
+    public String id() {
+        return id;
+    }
+
+    /**
      * A pgJDBC URL for this connector, with no password in it: host, port, database, user, the
      * TLS settings (for an Azure server {@code sslmode=verify-full} with the JVM's trust
      * store), and pgentra's authentication plugin naming this connector, so that every new

@@ -151,7 +151,7 @@ final class ServiceConnectorDataSource {
                 throw new IllegalStateException("pgentra: cannot use " + secretProperty + ": " + e.getMessage(), e);
             }
             KEPT.add(connector);
-            u.set(PgEntra.CONNECTOR_PROPERTY, JdbcUrl.parse(connector.jdbcUrl()).get(PgEntra.CONNECTOR_PROPERTY));
+            u.set(PgEntra.CONNECTOR_PROPERTY, connector.id());
             log.info("pgentra: the service principal's secret (" + secretProperty + ") stays in memory; spring.datasource.url names its connector");
         }
 
