@@ -1,5 +1,7 @@
 //! Helpers for the end-to-end tests: harness variables, the emulator's control endpoint, the CLI.
 
+pub mod proxy;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -47,12 +47,16 @@ pub(super) async fn login_upstream(
         up.flush().await.map_err(|e| local("08006", format!("writing the startup message: {e}")))?;
         match authenticate(&mut up, &user, password.as_ref(), shared.password_mode).await {
             Ok(first) => return Ok((up, first)),
-            Err(LoginError::Server { sqlstate, .. }) if sqlstate == "28P01" && !shared.password_mode && !retried => {
-                // The token was refused (e.g. rotated): drop it unless another session already
-                // did, and log in once more with a fresh one.
-                if let Some(t) = &password {
-                    shared.connector.invalidate_if(t.expose());
-                }
+            // The core decides whether the server refused the token we hold (SQLSTATE only, never
+            // the message) and drops it unless another session already did; then log in once
+            // more with a fresh one. A token the core keeps (refused again right after a
+            // refusal: the role, not the token, is at fault) is not retried.
+            Err(LoginError::Server { ref sqlstate, .. })
+                if !retried
+                    && password.as_ref().is_some_and(|t| {
+                        shared.connector.connect_failed(t.expose(), pgentra::Failure::Sqlstate(sqlstate))
+                    }) =>
+            {
                 retried = true;
                 info.token_retry = true;
             }
