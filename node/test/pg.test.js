@@ -64,13 +64,13 @@ describe('node-postgres', () => {
     assert.equal(c.tokenRequests, 1);
     assert.equal(await c.token(), t);
     assert.equal(c.tokenRequests, 1);
-    // The fast path: a cached token is answered on the calling thread without I/O.
-    const t0 = performance.now();
-    for (let i = 0; i < 10000; i++) await c.token();
-    const perCall = (performance.now() - t0) / 10000;
-    // PGENTRA_TEST_TIME_SCALE: how much slower this machine runs (the arm64 suite, under qemu).
-    const limit = 0.1 * Number(process.env.PGENTRA_TEST_TIME_SCALE || 1);
-    assert.ok(perCall < limit, `a cached token() took ${perCall.toFixed(4)} ms`);
+    // The fast path: a cached token is answered on the calling thread, without I/O and without
+    // a turn of the event loop (a setImmediate callback would run first if any call went
+    // through the thread pool). Its speed is measured in bench/, not here.
+    let turned = false;
+    setImmediate(() => { turned = true; });
+    for (let i = 0; i < 10000; i++) assert.equal(await c.token(), t);
+    assert.equal(turned, false, 'a cached token() waited for the event loop');
     assert.equal(c.tokenRequests, 1);
     const info = await c.tokenInfo();
     assert.equal(info.credential, 'managed-identity');

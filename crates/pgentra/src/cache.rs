@@ -744,7 +744,9 @@ pub(crate) mod tests {
                 assert_eq!(e.message(), "down");
             }
             assert_eq!(calls.load(Ordering::SeqCst), 1, "{callers} callers");
-            assert!(start.elapsed() < Duration::from_millis(1500), "{callers} callers took {:?}", start.elapsed());
+            // Waiting in turn, 20 callers would take 6 s; sharing, about 0.3 s. The bound is
+            // generous so that a loaded machine does not fail it.
+            assert!(start.elapsed() < Duration::from_secs(5), "{callers} callers took {:?}", start.elapsed());
             // Callers just after the failure get it too, without a request (issue #14, item 4)...
             for _ in 0..50 {
                 assert_eq!(cache.get().await.unwrap_err().message(), "down");
