@@ -24,7 +24,7 @@ mcs --parse "$here"/PgEntra.Npgsql/*.cs
 echo "== mcs PgEntra.dll"
 mcs -nologo -target:library -warnaserror+ -out:"$out/PgEntra.dll" -doc:"$out/PgEntra.xml" "$here"/PgEntra/*.cs
 echo "== mcs Tests.exe"
-mcs -nologo -target:exe -warnaserror+ -out:"$out/Tests.exe" -r:"$out/PgEntra.dll" -r:System.Data.dll "$here/tests/Tests.cs"
+mcs -nologo -target:exe -warnaserror+ -out:"$out/Tests.exe" -r:"$out/PgEntra.dll" -r:System.Data.dll "$here"/tests/*.cs
 
 # DllImport("pgentra") -> this libpgentra.so: a dllmap next to the assembly, and the library
 # directory on LD_LIBRARY_PATH as well.

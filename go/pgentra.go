@@ -463,6 +463,64 @@ func (c *Connector) InvalidateIf(rejected string) bool {
 	return C.pgentra_invalidate_if(p, r) == 1
 }
 
+// ConnectFailed tells the connector that a connect with token (the password it handed out)
+// failed, and reports whether to connect once more, with a current token: pgentra's rule, the
+// same in every language. sqlstate is the server's SQLSTATE from the driver's error ("" when
+// there is none); usedPassword, when given (one value), is whether the failed connection sent
+// the password (libpq's PQconnectionUsedPassword). A SQLSTATE other than 28P01, or none with
+// usedPassword false, is not a refusal of the token: nothing is dropped. A pure-Go driver
+// (pgx, lib/pq) reports every refusal with its SQLSTATE, so it passes usedPassword false
+// for an error without one. Otherwise the token is dropped unless another connection already
+// replaced it (many refusals at once cause one identity request), and the answer is true when
+// the next token will be another one; false when the connector keeps it (fetched right after
+// another refusal and refused again: the role is at fault, not the token), in secret mode, and
+// after Close. It makes no network request.
+func (c *Connector) ConnectFailed(token, sqlstate string, usedPassword ...bool) bool {
+	p, err := c.acquire()
+	if err != nil {
+		return false
+	}
+	defer c.release()
+	if token == "" || checkNUL("token", token) != nil || checkNUL("sqlstate", sqlstate) != nil {
+		return false
+	}
+	used := C.int(-1)
+	if len(usedPassword) > 0 {
+		used = 0
+		if usedPassword[0] {
+			used = 1
+		}
+	}
+	t := C.CString(token)
+	defer wipeFree(cstr{t, len(token)})
+	var s *C.char
+	if sqlstate != "" {
+		s = C.CString(sqlstate)
+		defer C.free(unsafe.Pointer(s))
+	}
+	var retry C.int
+	if C.pgentra_connect_failed(p, t, s, used, &retry) != C.PGENTRA_OK || retry != 1 {
+		return false
+	}
+	c.last.Store(nil) // forget the Go copy: the next Token asks the core
+	return true
+}
+
+// TokenRequests is the number of token requests this connector has made to the identity
+// service (0 in secret mode and after Close).
+func (c *Connector) TokenRequests() uint64 {
+	p, err := c.acquire()
+	if err != nil {
+		return 0
+	}
+	defer c.release()
+	var n C.uint64_t
+	if C.pgentra_token_requests(p, &n) != C.PGENTRA_OK {
+		return 0
+	}
+	return uint64(n)
+}
+
 // Invalidate drops the cached token so that the next call acquires a new one (for instance
 // after the server rejected a token). It does nothing after Close.
 func (c *Connector) Invalidate() {

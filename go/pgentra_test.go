@@ -467,6 +467,72 @@ func TestInvalidateIf(t *testing.T) {
 	}
 }
 
+// ConnectFailed is the core's rule (issue #17, item 3): a refusal (28P01) of the cached token
+// drops it and says to reconnect, and the next token costs exactly one identity request
+// (TokenRequests counts it as the emulator does); any other failure drops nothing.
+func TestConnectFailed(t *testing.T) {
+	h := harness.Require(t)
+	c := h.Connector(t)
+	ctx := context.Background()
+	t0, err := c.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0, e0 := c.TokenRequests(), h.IdentityRequests(t)
+	if r0 < 1 {
+		t.Fatalf("TokenRequests = %d after a token", r0)
+	}
+	for _, f := range []struct {
+		state string
+		used  []bool
+	}{{"3D000", nil}, {"08006", []bool{true}}, {"28000", nil}, {"", []bool{false}}} {
+		if c.ConnectFailed(t0, f.state, f.used...) {
+			t.Fatalf("ConnectFailed(%q, %v) says retry", f.state, f.used)
+		}
+	}
+	if c.ConnectFailed("", "28P01") {
+		t.Fatal("ConnectFailed with no token says retry")
+	}
+	if c.ConnectFailed("x\x00y", "28P01") {
+		t.Fatal("ConnectFailed with a NUL byte says retry")
+	}
+	if tok, err := c.Token(ctx); err != nil || tok != t0 {
+		t.Fatalf("the token changed without a refusal: %v", err)
+	}
+	h.Revoke(t, t0)
+	if !c.ConnectFailed(t0, "28P01") {
+		t.Fatal("a refusal of the cached token: no retry")
+	}
+	if !c.ConnectFailed(t0, "28P01") {
+		t.Fatal("a second connection refused with the same token: no retry")
+	}
+	if n := c.TokenRequests(); n != r0 {
+		t.Fatalf("ConnectFailed made %d requests", n-r0)
+	}
+	t1, err := c.Token(ctx)
+	if err != nil || t1 == t0 {
+		t.Fatalf("the next token is not a new one: %v", err)
+	}
+	if n, e := c.TokenRequests()-r0, h.IdentityRequests(t)-e0; n != 1 || e != 1 {
+		t.Fatalf("TokenRequests grew by %d and the emulator counted %d requests, want 1 and 1", n, e)
+	}
+	c.Close()
+	if c.ConnectFailed(t1, "28P01") || c.TokenRequests() != 0 {
+		t.Fatal("after Close: ConnectFailed says retry or TokenRequests is not 0")
+	}
+}
+
+func TestConnectFailedSecretMode(t *testing.T) {
+	c, err := pgentra.New(pgentra.Options{ConnectionString: secretDSN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.ConnectFailed("p", "28P01") || c.ConnectFailed("p", "") || c.TokenRequests() != 0 {
+		t.Fatal("secret mode: ConnectFailed says retry or TokenRequests is not 0")
+	}
+}
+
 // Waiting costs no OS thread and ends when the caller's context does (issue #14, item 7):
 // 300 callers (Token and ConnectionStringContext) with 100 ms deadlines on an identity
 // endpoint that takes 5 s.

@@ -42,6 +42,13 @@ export declare class NativeConnector {
    * many connections refused together cause one new request. Returns whether it was dropped.
    */
   invalidateIf(rejected: string): boolean
+  /**
+   * A connect with `token` (the password this connector handed out) failed: whether to
+   * connect once more, by the core's rule (`Connector::connect_failed`). `sqlstate` is the
+   * server's SQLSTATE (none: unknown); `usedPassword` whether the failed connection sent the
+   * password (none: unknown). Makes no network request.
+   */
+  connectFailed(token: string, sqlstate?: string | undefined | null, usedPassword?: boolean | undefined | null): boolean
   /** The number of token requests this connector has made. */
   get tokenRequests(): number
   /**

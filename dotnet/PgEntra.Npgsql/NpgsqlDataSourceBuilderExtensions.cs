@@ -82,11 +82,12 @@ namespace PgEntra.Npgsql
 
         /// <summary>
         /// Opens a connection of <paramref name="dataSource"/> (built with <see cref="UsePgEntra"/>).
-        /// When the server refuses the token a new physical connection sent (SQLSTATE 28P01, never a
-        /// message text; e.g. after the identity was deleted and created again), that token is
-        /// dropped with <see cref="Connector.InvalidateIf"/> (concurrent refusals cause one new
-        /// identity request; the core keeps a token it fetched right after a refusal) and the
-        /// connection is opened once more.
+        /// When a new physical connection fails with a server error, its SQLSTATE and the token it
+        /// sent go to <see cref="Connector.ConnectFailed"/>, which decides (pgentra's rule, the same in
+        /// every language): when the server refused the token the cache holds (e.g. after the identity
+        /// was deleted and created again), it is dropped (concurrent refusals cause one new identity
+        /// request; the core keeps a token it fetched right after a refusal) and the connection is
+        /// opened once more; otherwise the error is rethrown.
         /// </summary>
         public static async Task<NpgsqlConnection> OpenPgEntraConnectionAsync(this NpgsqlDataSource dataSource, Connector connector,
             CancellationToken cancellationToken = default(CancellationToken))
@@ -99,9 +100,9 @@ namespace PgEntra.Npgsql
             {
                 return await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (PostgresException e) when (e.SqlState == "28P01" && sent.Value != null)
+            catch (PostgresException e) when (sent.Value != null)
             {
-                connector.InvalidateIf(sent.Value);
+                if (!connector.ConnectFailed(sent.Value, e.SqlState)) throw;
             }
             return await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -119,9 +120,9 @@ namespace PgEntra.Npgsql
                 {
                     return dataSource.OpenConnection();
                 }
-                catch (PostgresException e) when (e.SqlState == "28P01" && sent.Value != null)
+                catch (PostgresException e) when (sent.Value != null)
                 {
-                    connector.InvalidateIf(sent.Value);
+                    if (!connector.ConnectFailed(sent.Value, e.SqlState)) throw;
                 }
                 return dataSource.OpenConnection();
             }

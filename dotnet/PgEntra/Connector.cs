@@ -227,6 +227,50 @@ namespace PgEntra
             }
         }
 
+        /// <summary>A connect with <paramref name="token"/> (the password this connector handed out)
+        /// failed: pgentra decides, by the rule every pgentra binding shares, whether to connect once
+        /// more with a current token. <paramref name="sqlstate"/> is the server's SQLSTATE (e.g.
+        /// Npgsql's <c>PostgresException.SqlState</c>; null when there is none);
+        /// <paramref name="usedPassword"/> whether the failed connection sent the password (null:
+        /// unknown). A SQLSTATE other than 28P01, or none with usedPassword false, is not a refusal of
+        /// the token: nothing is dropped and the answer is false. Otherwise the token is dropped unless
+        /// another connection already replaced it (many refusals at once cause one identity
+        /// request), and the answer is true when the next token will be another one; false when the
+        /// connector keeps it (fetched right after another refusal and refused again: the role is at
+        /// fault, not the token) and in secret mode. Makes no network request. Throws a
+        /// PgEntraException naming the argument for a null token.</summary>
+        public bool ConnectFailed(string token, string sqlstate, bool? usedPassword = null)
+        {
+            var allocated = new System.Collections.Generic.List<System.Collections.Generic.KeyValuePair<IntPtr, int>>();
+            try
+            {
+                IntPtr t = Utf8.Alloc("token", token, allocated);
+                IntPtr s = Utf8.Alloc("sqlstate", sqlstate, allocated);
+                int used = usedPassword.HasValue ? (usedPassword.Value ? 1 : 0) : -1;
+                int retry;
+                int rc = NativeMethods.pgentra_connect_failed(Handle, t, s, used, out retry);
+                if (rc != NativeMethods.Ok) throw LastError(rc);
+                return retry == 1;
+            }
+            finally
+            {
+                Utf8.WipeAndFree(allocated);
+            }
+        }
+
+        /// <summary>The number of token requests this connector has made to the identity service
+        /// (0 in secret mode).</summary>
+        public ulong TokenRequests
+        {
+            get
+            {
+                ulong n;
+                int rc = NativeMethods.pgentra_token_requests(Handle, out n);
+                if (rc != NativeMethods.Ok) throw LastError(rc);
+                return n;
+            }
+        }
+
         /// <summary>The access token, without holding a thread while the identity service answers:
         /// a fresh cached token returns at once; otherwise the request runs on pgentra's own runtime
         /// (pgentra_token_begin) and this method polls it on timers (1 ms, doubling to 25 ms).

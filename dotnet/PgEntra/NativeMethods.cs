@@ -73,6 +73,12 @@ namespace PgEntra
         internal static extern int pgentra_invalidate_if(ConnectorHandle connector, IntPtr rejected);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int pgentra_connect_failed(ConnectorHandle connector, IntPtr token, IntPtr sqlstate, int usedPassword, out int retry);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int pgentra_token_requests(ConnectorHandle connector, out ulong count);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void pgentra_string_free(IntPtr s);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]

@@ -12,7 +12,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using PgEntra;
 
-internal static class Tests
+internal static partial class Tests
 {
     private static int passed, failed, skipped;
 
@@ -81,6 +81,7 @@ internal static class Tests
         Run("from env", FromEnv);
         Run("async cancellation (no network)", AsyncCancelled);
         Run("vectors", () => Vectors(vectorsPath));
+        Run("connect failed (secret mode)", ConnectFailedSecretMode);
         Harness();
 
         Console.WriteLine(passed + " passed, " + failed + " failed");
@@ -413,6 +414,8 @@ internal static class Tests
                 Check("moving to an Azure name by an override raises it to VerifyFull", (string)m["Ssl Mode"] == "VerifyFull" && (string)m["Server"] == azure);
             }
         });
+
+        Run("connect failed", () => ConnectFailedHarness(connect, emulator, host, port));
 
         Run("rotation", () =>
         {

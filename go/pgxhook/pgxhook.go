@@ -35,7 +35,10 @@ import (
 // pgx's sslmode=prefer adds, is dropped), and an Azure server name gets verify-full. Note that pgx
 // fills an empty user with the operating-system user when it parses a connection string: to let
 // the connector choose the user, start from PoolConfig, whose configuration already names it.
-// Waiting for a token honours ctx.
+// Waiting for a token honours ctx. The hook also wraps cfg.OnPgError so that a refused login
+// reaches Connector.ConnectFailed: the connect that was refused fails, the next one gets a new
+// token (NewPool and Connect also retry at once). pgxpool calls it on a copy of its
+// configuration for each connection; call it once per configuration if you call it yourself.
 func BeforeConnect(c *pgentra.Connector) func(context.Context, *pgx.ConnConfig) error {
 	return func(ctx context.Context, cfg *pgx.ConnConfig) error {
 		theirs := modeOf(cfg.TLSConfig, cfg.Fallbacks)
@@ -78,6 +81,7 @@ func BeforeConnect(c *pgentra.Connector) func(context.Context, *pgx.ConnConfig) 
 		if cfg.User == "" {
 			cfg.User = final.User
 		}
+		watchLogin(c, cfg)
 		return nil
 	}
 }

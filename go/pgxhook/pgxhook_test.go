@@ -38,11 +38,11 @@ func newPool(t *testing.T, cfg *pgxpool.Config) *pgxpool.Pool {
 	return pool
 }
 
-func TestPoolConfigQueriesAndSurvivesRotation(t *testing.T) {
-	h := harness.Require(t)
-	c := h.Connector(t)
-	ctx := context.Background()
-	cfg, err := pgxhook.PoolConfig(ctx, c)
+// plainPool is pgxpool.NewWithConfig on PoolConfig(c), logged in as pgentra-app; with the
+// configuration and the token the connector holds.
+func plainPool(t *testing.T, c *pgentra.Connector) (*pgxpool.Pool, *pgxpool.Config, string) {
+	t.Helper()
+	cfg, err := pgxhook.PoolConfig(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,10 +50,18 @@ func TestPoolConfigQueriesAndSurvivesRotation(t *testing.T) {
 	if u := currentUser(t, pool); u != "pgentra-app" {
 		t.Fatalf("current_user = %q", u)
 	}
-	oldTok, err := c.Token(ctx)
+	tok, err := c.Token(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pool, cfg, tok
+}
+
+func TestPoolConfigQueriesAndSurvivesRotation(t *testing.T) {
+	h := harness.Require(t)
+	c := h.Connector(t)
+	ctx := context.Background()
+	pool, cfg, oldTok := plainPool(t, c)
 
 	h.Rotate(t)
 	c.Invalidate()
@@ -201,6 +209,30 @@ func TestRecoversFromARefusedCachedToken(t *testing.T) {
 	}
 	if n := h.IdentityRequests(t) - before; n != 1 {
 		t.Fatalf("Connect: %d identity requests to recover, want 1", n)
+	}
+}
+
+// A pool made by pgxpool.NewWithConfig on PoolConfig (not NewPool): pgx lets no hook retry a
+// refused login, so the Acquire that meets the refusal fails with SQLSTATE 28P01, but the hook
+// (OnPgError -> ConnectFailed) drops the token, and the next query logs in with a new one, for
+// one identity request.
+func TestPlainPoolRecoversOnTheNextConnection(t *testing.T) {
+	h := harness.Require(t)
+	ctx := context.Background()
+	c := h.Connector(t)
+	pool, _, held := plainPool(t, c)
+	h.Revoke(t, held)
+	pool.Reset()
+	before, r0 := h.IdentityRequests(t), c.TokenRequests()
+	var pe *pgconn.PgError
+	if err := pool.Ping(ctx); !errors.As(err, &pe) || pe.Code != "28P01" {
+		t.Fatalf("the first connection after the revocation: %v, want SQLSTATE 28P01", err)
+	}
+	if u := currentUser(t, pool); u != "pgentra-app" {
+		t.Fatalf("the next connection: current_user = %q", u)
+	}
+	if n, r := h.IdentityRequests(t)-before, c.TokenRequests()-r0; n != 1 || r != 1 {
+		t.Fatalf("%d identity requests (TokenRequests: %d) to recover, want 1", n, r)
 	}
 }
 

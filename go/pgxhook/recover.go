@@ -13,27 +13,52 @@ import (
 )
 
 // Neither pgx nor pgxpool offers a hook that can retry a failed login (pgconn stops at SQLSTATE
-// 28P01, and pgxpool returns a failed connection's error from Acquire), so recovery from a
-// refused token lives here: Connect for one connection, and Pool for a pool.
+// 28P01, and pgxpool returns a failed connection's error from Acquire), so the retry lives here:
+// Connect for one connection, and Pool for a pool. The hook that sees the refusal (OnPgError,
+// set by BeforeConnect) only tells the connector, so that the next connection of any pool gets
+// a new token.
 
-// refused reports whether err is the server refusing the token a login sent (SQLSTATE 28P01,
-// never a message text) and, if so, drops that token from the cache unless another connection
-// already replaced it (compare-and-invalidate; the core keeps a token it fetched right after a
-// refusal, so a wrong role does not cost an identity request per connection). The token sent is
-// the password of the configuration pgx reports in its *pgconn.ConnectError.
+// refused reports whether err is a failed login that pgentra says to try once more
+// (Connector.ConnectFailed with the server's SQLSTATE: the core drops a refused token unless
+// another connection already replaced it, and keeps a token it fetched right after a refusal,
+// so a wrong role does not cost an identity request per connection). The token sent is the
+// password of the configuration pgx reports in its *pgconn.ConnectError.
 func refused(c *pgentra.Connector, err error) bool {
-	var pe *pgconn.PgError
 	var ce *pgconn.ConnectError
-	if err == nil || !errors.As(err, &pe) || pe.Code != "28P01" || !errors.As(err, &ce) || ce.Config == nil || ce.Config.Password == "" {
+	if err == nil || !errors.As(err, &ce) || ce.Config == nil || ce.Config.Password == "" {
 		return false
 	}
-	c.InvalidateIf(ce.Config.Password)
-	return true
+	return c.ConnectFailed(ce.Config.Password, sqlstateOf(err), false)
+}
+
+// sqlstateOf is the server's SQLSTATE in err, "" when the server sent no error (pgx reports
+// every server error as a *pgconn.PgError, so then the server did not judge the password).
+func sqlstateOf(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// watchLogin makes cfg.OnPgError tell c about a server error that arrives while logging in
+// (before the backend key data, so PID is still 0), then run the handler cfg had. pgx calls
+// OnPgError for the refusal of a login but lets no hook retry it: this is what lets a pool made
+// with pgxpool.NewWithConfig recover. Its Acquire that met the refusal fails, and the refused
+// token is dropped, so the next connection logs in with a new one.
+func watchLogin(c *pgentra.Connector, cfg *pgx.ConnConfig) {
+	prev, password := cfg.OnPgError, cfg.Password
+	cfg.OnPgError = func(pc *pgconn.PgConn, pe *pgconn.PgError) bool {
+		if pc.PID() == 0 && password != "" {
+			c.ConnectFailed(password, pe.Code, false)
+		}
+		return prev == nil || prev(pc, pe)
+	}
 }
 
 // Connect opens one pgx connection with cfg and BeforeConnect(c) (cfg is not modified). When the
-// server refuses the token (SQLSTATE 28P01), the token is dropped with InvalidateIf and the
-// connection is made once more with a current one.
+// server refuses the token (pgentra.Connector.ConnectFailed says so), the connection is made once
+// more with a current one.
 func Connect(ctx context.Context, c *pgentra.Connector, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
 	once := func() (*pgx.Conn, error) {
 		own := cfg.Copy()
@@ -50,8 +75,8 @@ func Connect(ctx context.Context, c *pgentra.Connector, cfg *pgx.ConnConfig) (*p
 }
 
 // Pool is a *pgxpool.Pool whose methods, when the server refuses the token a new connection
-// sent (SQLSTATE 28P01, e.g. after the identity was deleted and created again), drop that token
-// (InvalidateIf) and try once more with a current one. A refusal happens while a connection is
+// sent (e.g. after the identity was deleted and created again; pgentra.Connector.ConnectFailed
+// decides), try once more with a current one. A refusal happens while a connection is
 // made, before any statement runs, so the second try never repeats work. The embedded
 // *pgxpool.Pool stays available for what Pool does not wrap; its own methods do not retry.
 type Pool struct {

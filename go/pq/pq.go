@@ -39,18 +39,26 @@ func NewConnector(c *pgentra.Connector) *Connector {
 }
 
 // Connect opens a new connection with a current token (or the configured password in secret
-// mode). Waiting for a token honours ctx (see pgentra.Connector.Token). When the server
-// refuses the token the cache still holds (SQLSTATE 28P01, e.g. after the identity was
-// recreated), the token is dropped with InvalidateIf (concurrent refusals cause one new
-// identity request; the core keeps a token it has just fetched after such a refusal) and the
-// connection is tried once more.
+// mode). Waiting for a token honours ctx (see pgentra.Connector.Token). When the connect fails,
+// the server's SQLSTATE goes to pgentra.Connector.ConnectFailed, which decides (the rule every
+// pgentra binding shares): when the server refused the token the cache still holds (e.g. after
+// the identity was recreated), the token is dropped (concurrent refusals cause one new identity
+// request; the core keeps a token it has just fetched after such a refusal) and the connection
+// is tried once more.
 func (k *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, token, err := k.connect(ctx)
-	var pe *libpq.Error
-	if err == nil || token == "" || !errors.As(err, &pe) || pe.Code != "28P01" {
+	if err == nil || token == "" {
 		return conn, err
 	}
-	k.c.InvalidateIf(token)
+	// lib/pq reports a server's refusal as a *pq.Error with its SQLSTATE: an error without one
+	// came before the server judged the password.
+	var sqlstate string
+	if pe := (*libpq.Error)(nil); errors.As(err, &pe) {
+		sqlstate = string(pe.Code)
+	}
+	if !k.c.ConnectFailed(token, sqlstate, false) {
+		return conn, err
+	}
 	conn, _, err = k.connect(ctx)
 	return conn, err
 }

@@ -158,6 +158,12 @@ export declare class Connector {
   tokenInfo(): Promise<TokenInfo>;
   /** Drop the cached token: the next call acquires a new one. */
   invalidate(): void;
+  /**
+   * A connect with `token` failed: whether to connect once more (pgentra's rule: a refusal,
+   * SQLSTATE 28P01, of the cached token drops it; other failures drop nothing). `sqlstate` is the
+   * server's SQLSTATE (null: none); `usedPassword` whether the password was sent (null: unknown).
+   */
+  connectFailed(token: string, sqlstate?: string | null, usedPassword?: boolean | null): boolean;
   /** How many token requests this connector has made. */
   readonly tokenRequests: number;
   /** The resolved configuration before any token (never a password or token). */
@@ -170,20 +176,20 @@ export declare class Connector {
   pgConfig<T extends object = {}>(overrides?: T): Promise<PgConfig & T>;
   /** The same without waiting; throws PGENTRA_CONFIG when the user must come from a token not yet cached. */
   pgConfigSync<T extends object = {}>(overrides?: T): PgConfig & T;
-  /** `{ beforeConnect }` for Sequelize's `hooks`; it also makes that Sequelize instance connect once more after a refused cached token (28P01). */
+  /** `{ beforeConnect }` for Sequelize's `hooks`; it also makes that Sequelize instance connect once more when `connectFailed` says so (a refused cached token). */
   sequelizeHooks(): SequelizeHooks;
   /** Complete options for `new Sequelize(options)`. */
   sequelizeOptions(overrides?: Record<string, unknown>): SequelizeOptions;
   /** Knex's `connection` function. */
   knexConnection(overrides?: object): KnexConnection;
   /**
-   * Whether `err` is the server refusing the token this connector gave `client` (SQLSTATE
-   * 28P01); if so that token is dropped unless already replaced.
+   * After `err` from connecting `client` (served by this connector's password function): whether
+   * to connect once more, as `connectFailed` decides for the token `client` was given.
    */
   refused(err: unknown, client: object): boolean;
-  /** A `pg.Pool` (pass `require('pg')`) that drops a refused cached token and connects once more. */
+  /** A `pg.Pool` (pass `require('pg')`) that connects once more when `connectFailed` says so. */
   pool<P = any>(pg: { Pool: new (config: any) => P; Client: new (config: any) => any }, overrides?: object): Promise<P>;
-  /** A connected `pg.Client` (pass `require('pg')`); a refused cached token is dropped and a new client connects once more. */
+  /** A connected `pg.Client` (pass `require('pg')`); a new client connects once more when `connectFailed` says so. */
   connectClient<C = any>(pg: { Client: new (config: any) => C }, overrides?: object): Promise<C>;
   /** True when tokens are used (no password configured). */
   readonly tokenMode: boolean;

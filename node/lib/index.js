@@ -50,6 +50,16 @@ const NATIVE_ERROR = /^(PGENTRA_[A-Z_]+)(?: \[([^\]]+)\])?: ([\s\S]*)$/;
 const HANDED = Symbol('pgentra.handedToken');
 /** Marks a Sequelize connection manager whose connect() already recovers from a refused token. */
 const RECOVERS = Symbol('pgentra.recovers');
+// On a connect error: connectFailed() said to connect once more (read by pool()'s Pool).
+const RETRY = Symbol('pgentra.retry');
+
+/** The server's SQLSTATE in a driver error (or the one a framework wraps), else null. */
+function sqlstateOf(err) {
+  if (!err || typeof err !== 'object') return null;
+  const cause = err.original || err.parent || err;
+  const code = cause && cause.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null;
+}
 
 /** Old names kept for one release: each warns once per process (DeprecationWarning). */
 const DEPRECATED = Object.freeze({
@@ -364,6 +374,26 @@ class Connector {
     return dropped;
   }
 
+  /**
+   * A connect with `token` (the password this connector handed out) failed: whether to connect
+   * once more, with a current token. The rule is the core's, the same in every language:
+   * `sqlstate` is the server's SQLSTATE (node-postgres's `err.code`; null when there is none),
+   * `usedPassword` whether the failed connection sent the password (null: unknown). A SQLSTATE
+   * other than 28P01, or none with `usedPassword` false, is not a refusal of the token: nothing
+   * is dropped. Otherwise the token is dropped unless another connection already replaced it
+   * (many refusals at once cause one identity request), and the answer is true when the next
+   * token will be another one; false when the cache keeps it (fetched right after another
+   * refusal and refused again: the role is at fault, not the token) and with a password.
+   */
+  connectFailed(token, sqlstate, usedPassword) {
+    if (typeof token !== 'string') throw configError('connectFailed(token, sqlstate) takes the token the failed connection sent, a string');
+    if (sqlstate != null && typeof sqlstate !== 'string') throw configError("connectFailed: sqlstate must be the server's SQLSTATE (a string), null or undefined");
+    if (usedPassword != null && typeof usedPassword !== 'boolean') throw configError('connectFailed: usedPassword must be a boolean, null or undefined');
+    const retry = this.#native.connectFailed(token, sqlstate, usedPassword);
+    if (retry) this.#until = 0;
+    return retry;
+  }
+
   /** How many token requests this connector has made. */
   get tokenRequests() {
     return this.#native.tokenRequests;
@@ -377,9 +407,9 @@ class Connector {
   /**
    * A `password` function for node-postgres: every new connection gets a current token. It
    * notes on the pg Client it serves which token it gave, so that a refusal can drop exactly
-   * that token (see `pool()` and `connectClient()`), and drops it itself when the server
-   * answers the login with SQLSTATE 28P01: a plain `pg.Pool` or Knex's connection function
-   * then fails that one connection, and the next one gets a new token.
+   * that token (see `pool()` and `connectClient()`), and tells `connectFailed()` when the server
+   * answers with an error (a refused token is dropped there): a plain `pg.Pool` or Knex's
+   * connection function then fails that one connection, and the next one gets a new token.
    */
   passwordFunction(overrides) {
     const self = this;
@@ -393,39 +423,36 @@ class Connector {
       if (this && typeof this === 'object') {
         this[HANDED] = p.password;
         const con = this.connection;
-        if (con && typeof con.once === 'function') con.once('errorMessage', (msg) => self.#refusedToken(msg, p.password));
+        if (con && typeof con.once === 'function') con.once('errorMessage', (msg) => self.#failed(msg, p.password));
       }
       return p.password;
     };
   }
 
   /**
-   * Whether `err` is the server refusing the token this connector gave `client` (SQLSTATE
-   * 28P01, never a message text); if so, that token is dropped unless another connection
-   * already replaced it (compare-and-invalidate: concurrent refusals cause one new request).
+   * After `err` from connecting `client` (a client this connector's password function served):
+   * whether to connect once more, as `connectFailed()` decides for the token `client` was given.
    */
   refused(err, client) {
-    return this.#refusedToken(err, client && client[HANDED]);
+    return this.#failed(err, client && client[HANDED]);
   }
 
   /**
-   * The one refusal rule of the Node integrations: `err` (or the driver error a framework wraps
-   * in `original`/`parent`) has SQLSTATE 28P01 and `sent` is the token that connection sent.
-   * Then `sent` is dropped with compare-and-invalidate (the core keeps a token it fetched right
-   * after a refusal: see REFUSAL_HOLD); a caller that can connects once more when this is true.
+   * The Node integrations' way to `connectFailed()`: the SQLSTATE of `err` (or of the driver
+   * error a framework wraps in `original`/`parent`) for the token `sent`. node-postgres reports
+   * every server error with its SQLSTATE, so an error without one (a Node system error's
+   * `code`, such as ECONNREFUSED, is none) came before the server judged the password.
    */
-  #refusedToken(err, sent) {
-    const cause = err && err.code !== '28P01' && typeof err === 'object' ? err.original || err.parent : err;
-    if (!cause || cause.code !== '28P01' || typeof sent !== 'string' || !sent) return false;
-    this.invalidateIf(sent);
-    return true;
+  #failed(err, sent) {
+    if (typeof sent !== 'string' || !sent) return false;
+    return this.connectFailed(sent, sqlstateOf(err), false);
   }
 
   /**
    * A `pg.Pool` (pass your `require('pg')`) whose every new connection gets a current token,
-   * and which, when the server refuses a token the cache still holds (28P01), drops it and
-   * connects once more: `pool.query()` and `pool.connect()` recover without the application
-   * calling `invalidate()`.
+   * and which, when a connect fails and `connectFailed()` says so (the server refused the token
+   * the cache holds), connects once more: `pool.query()` and `pool.connect()` recover without
+   * the application calling `invalidate()`.
    */
   async pool(pg, overrides) {
     const connector = this;
@@ -433,7 +460,7 @@ class Connector {
     class Client extends pg.Client {
       connect(callback) {
         const attempt = super.connect().catch((err) => {
-          connector.refused(err, this);
+          if (connector.refused(err, this) && err && typeof err === 'object') err[RETRY] = true;
           throw err;
         });
         if (typeof callback !== 'function') return attempt;
@@ -445,7 +472,7 @@ class Connector {
       connect(callback) {
         const once = () => super.connect();
         const attempt = once().catch((err) => {
-          if (err && err.code === '28P01' && connector.tokenMode) return once();
+          if (err && err[RETRY]) return once();
           throw err;
         });
         if (typeof callback !== 'function') return attempt;
@@ -457,8 +484,9 @@ class Connector {
   }
 
   /**
-   * A connected `pg.Client` (pass your `require('pg')`): if the server refuses the cached token
-   * (28P01), it is dropped and a new client connects once more.
+   * A connected `pg.Client` (pass your `require('pg')`): if the connect fails and
+   * `connectFailed()` says so (the server refused the cached token), a new client connects once
+   * more.
    */
   async connectClient(pg, overrides) {
     const config = await this.pgConfig(overrides);
@@ -537,8 +565,8 @@ class Connector {
   /**
    * A Sequelize `beforeConnect` hook that puts the user and a current token on every connection.
    * On its first run it also makes that Sequelize instance (`this` in a hook) recover from a
-   * refused token: when a connection is refused with SQLSTATE 28P01, the token it sent is dropped
-   * (compare-and-invalidate) and the connection is made once more with a current token.
+   * refused token: when a connection fails, its SQLSTATE and the token it sent go to
+   * `connectFailed()`, and the connection is made once more with a current token when it says so.
    */
   sequelizeHooks() {
     const connector = this;
@@ -575,7 +603,7 @@ class Connector {
           try {
             return await connect.call(this, cfg);
           } catch (err) {
-            if (!connector.tokenMode || !connector.#refusedToken(err, sent)) throw err;
+            if (!connector.#failed(err, sent)) throw err;
           }
           await fill(cfg);
           return connect.call(this, cfg);

@@ -169,6 +169,32 @@ describe('node-postgres', () => {
     assert.equal(c.refused(Object.assign(new Error('x'), { code: '57P01' }), {}), false);
   });
 
+  test("connectFailed is the core's rule: a revoked cached token says retry for one request; other failures drop nothing", async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const t0 = await c.token();
+    const r0 = c.tokenRequests;
+    const e0 = (await stats()).msi_requests;
+    assert.equal(c.connectFailed(t0, '3D000'), false);
+    assert.equal(c.connectFailed(t0, '28000', true), false);
+    assert.equal(c.connectFailed(t0, null, false), false, 'no SQLSTATE and no password sent');
+    assert.equal(await c.token(), t0);
+    assert.equal(c.tokenRequests, r0);
+    await revoke(t0);
+    assert.equal(c.connectFailed(t0, '28P01'), true, 'a refusal of the cached token');
+    assert.equal(c.connectFailed(t0, '28P01'), true, 'a second connection refused with it reconnects too');
+    assert.equal(c.tokenRequests, r0, 'connectFailed makes no request');
+    const t1 = await c.token();
+    assert.notEqual(t1, t0);
+    assert.equal(c.tokenRequests, r0 + 1);
+    assert.equal((await stats()).msi_requests - e0, 1);
+    for (const [args, re] of [[[1, '28P01'], /token/], [[t1, 28], /sqlstate/], [[t1, '28P01', 'yes'], /usedPassword/]]) {
+      assert.throws(() => c.connectFailed(...args), (e) => e instanceof PgEntraError && e.code === 'PGENTRA_CONFIG' && re.test(e.message));
+    }
+    const secret = new Connector({ connectionString: 'host=h port=5432 dbname=d user=u password=p sslmode=require' });
+    assert.equal(secret.connectFailed('p', '28P01'), false);
+    assert.equal(secret.tokenRequests, 0);
+  });
+
   test('several pooled connections at once each get a current token', async () => {
     const c = new Connector({ connectionString: libpq() });
     const pool = new pg.Pool(await c.pgConfig({ max: 4 }));

@@ -381,6 +381,15 @@ impl NativeConnector {
         self.inner.invalidate_if(&rejected)
     }
 
+    /// A connect with `token` (the password this connector handed out) failed: whether to
+    /// connect once more, by the core's rule (`Connector::connect_failed`). `sqlstate` is the
+    /// server's SQLSTATE (none: unknown); `usedPassword` whether the failed connection sent the
+    /// password (none: unknown). Makes no network request.
+    #[napi(catch_unwind)]
+    pub fn connect_failed(&self, token: String, sqlstate: Option<String>, used_password: Option<bool>) -> bool {
+        self.inner.connect_failed(&token, pgentra::Failure::from_facts(sqlstate.as_deref(), used_password))
+    }
+
     /// The number of token requests this connector has made.
     #[napi(getter, catch_unwind)]
     pub fn token_requests(&self) -> f64 {

@@ -410,6 +410,35 @@ void pgentra_token_op_free(struct pgentra_token_op *op);
 int pgentra_invalidate_if(struct pgentra_connector *c, const char *rejected);
 
 /**
+ * A connect with `token` (the password pgentra handed out) failed; tell pgentra what the driver
+ * knows, and it decides whether to connect again, once, with a new token (the rule every
+ * pgentra binding shares): `sqlstate` is the server's SQLSTATE (NULL or "" when the driver
+ * reports none); `used_password` is libpq's PQconnectionUsedPassword() of the failed
+ * connection, -1 when unknown, 0 or 1. A SQLSTATE other than 28P01, or no SQLSTATE and
+ * used_password 0, is not a refusal of the token: nothing is dropped and `*retry_out` is 0.
+ * Otherwise the token is dropped unless another caller already replaced it, and `*retry_out`
+ * is 1 when the next pgentra_token() will hand out another token (connect once more with it),
+ * 0 when the cache keeps it (a token fetched right after a refusal and refused again: the
+ * refusal is about the role, not the token). Always 0 in secret mode. Makes no network request.
+ *
+ * Returns PGENTRA_OK, or an error status (NULL `c`, `token` or `retry_out`; `token` or
+ * `sqlstate` not UTF-8; `used_password` not -1, 0 or 1) with `*retry_out` set to 0 when
+ * `retry_out` is not NULL.
+ */
+int pgentra_connect_failed(struct pgentra_connector *c,
+                           const char *token,
+                           const char *sqlstate,
+                           int used_password,
+                           int *retry_out);
+
+/**
+ * The number of token requests this connector has made to the identity service (0 in secret
+ * mode). Returns PGENTRA_OK with the count in `*out`, or PGENTRA_ERR_NULL_ARGUMENT for a NULL
+ * `c` or `out` (`*out` is then 0 when `out` is not NULL).
+ */
+int pgentra_token_requests(const struct pgentra_connector *c, uint64_t *out);
+
+/**
  * Wipe and release a string returned by pgentra (token, connection string, user). The bytes
  * are overwritten with zeros before the memory is freed. Accepts NULL. The string must not
  * have been shortened (no NUL written into it) and must not be used afterwards.

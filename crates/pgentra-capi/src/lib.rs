@@ -277,6 +277,18 @@ fn out_param<'a, T>(function: &str, argument: &str, out: *mut *mut T) -> Result<
     Ok(slot)
 }
 
+/// Null-check a value out-parameter and set `*out` to its default (0), so that it is 0 on every
+/// error path.
+fn value_out<'a, T: Default>(function: &str, argument: &str, out: *mut T) -> Result<&'a mut T, FfiError> {
+    if out.is_null() {
+        return Err(FfiError::null(function, argument));
+    }
+    // SAFETY: non-null; the caller promises it points to a writable `T`.
+    let slot = unsafe { &mut *out };
+    *slot = T::default();
+    Ok(slot)
+}
+
 /// The connector behind a pointer from C.
 fn connector_ref<'a>(function: &str, c: *const pgentra_connector) -> Result<&'a Connector, FfiError> {
     if c.is_null() {
@@ -802,6 +814,53 @@ pub extern "C" fn pgentra_invalidate_if(c: *mut pgentra_connector, rejected: *co
             Ok(Some(r)) => c_int::from(connector.invalidate_if(r)),
             _ => 0,
         }
+    })
+}
+
+/// A connect with `token` (the password pgentra handed out) failed; tell pgentra what the driver
+/// knows, and it decides whether to connect again, once, with a new token (the rule every
+/// pgentra binding shares): `sqlstate` is the server's SQLSTATE (NULL or "" when the driver
+/// reports none); `used_password` is libpq's PQconnectionUsedPassword() of the failed
+/// connection, -1 when unknown, 0 or 1. A SQLSTATE other than 28P01, or no SQLSTATE and
+/// used_password 0, is not a refusal of the token: nothing is dropped and `*retry_out` is 0.
+/// Otherwise the token is dropped unless another caller already replaced it, and `*retry_out`
+/// is 1 when the next pgentra_token() will hand out another token (connect once more with it),
+/// 0 when the cache keeps it (a token fetched right after a refusal and refused again: the
+/// refusal is about the role, not the token). Always 0 in secret mode. Makes no network request.
+///
+/// Returns PGENTRA_OK, or an error status (NULL `c`, `token` or `retry_out`; `token` or
+/// `sqlstate` not UTF-8; `used_password` not -1, 0 or 1) with `*retry_out` set to 0 when
+/// `retry_out` is not NULL.
+#[no_mangle]
+pub extern "C" fn pgentra_connect_failed(c: *mut pgentra_connector, token: *const c_char, sqlstate: *const c_char, used_password: c_int, retry_out: *mut c_int) -> c_int {
+    const F: &str = "pgentra_connect_failed";
+    ffi_boundary(|| {
+        let retry_out = value_out(F, "retry_out", retry_out)?;
+        let connector = connector_ref(F, c)?;
+        let token = opt_str(F, "token", token)?.ok_or_else(|| FfiError::null(F, "token"))?;
+        let sqlstate = opt_str(F, "sqlstate", sqlstate)?;
+        let used = match used_password {
+            -1 => None,
+            0 => Some(false),
+            1 => Some(true),
+            n => return Err(FfiError::invalid(F, format!("argument 'used_password' is {n}; use -1 (unknown), 0 or 1"))),
+        };
+        let retry = connector.connect_failed(token, pgentra_core::Failure::from_facts(sqlstate, used));
+        *retry_out = c_int::from(retry);
+        Ok(())
+    })
+}
+
+/// The number of token requests this connector has made to the identity service (0 in secret
+/// mode). Returns PGENTRA_OK with the count in `*out`, or PGENTRA_ERR_NULL_ARGUMENT for a NULL
+/// `c` or `out` (`*out` is then 0 when `out` is not NULL).
+#[no_mangle]
+pub extern "C" fn pgentra_token_requests(c: *const pgentra_connector, out: *mut u64) -> c_int {
+    const F: &str = "pgentra_token_requests";
+    ffi_boundary(|| {
+        let out = value_out(F, "out", out)?;
+        *out = connector_ref(F, c)?.token_requests();
+        Ok(())
     })
 }
 

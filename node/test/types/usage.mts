@@ -16,6 +16,7 @@ const jdbc: string = c.connectionStringSync('jdbc');
 const info: TokenInfo = await c.tokenInfo();
 const expires: number = info.expiresOn;
 const n: number = c.tokenRequests;
+const again: boolean = c.connectFailed(tok, '28P01') || c.connectFailed(tok, null, false);
 const user: string | undefined = c.config.user;
 c.invalidate();
 const hooks = sequelize.hooks(c);
@@ -34,4 +35,4 @@ try {
     void isConfig;
   }
 }
-void [tok, token, fromDefault, viaFn, pool, client, uri, jdbc, expires, n, user, password];
+void [again, tok, token, fromDefault, viaFn, pool, client, uri, jdbc, expires, n, user, password];

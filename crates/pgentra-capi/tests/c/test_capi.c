@@ -296,6 +296,46 @@ static void test_secret_mode(void) {
     pgentra_connector_free(c);
 }
 
+/* pgentra_connect_failed and pgentra_token_requests: NULL and bad arguments are errors that
+ * name the argument and leave *retry_out / *out at 0; in secret mode nothing is ever retried. */
+static void test_connect_failed_arguments(void) {
+    pgentra_connector *c = secret_connector();
+    if (!c) return;
+    int retry = 7;
+    CHECK(pgentra_connect_failed(c, "tok", "28P01", -1, &retry) == PGENTRA_OK && retry == 0, "secret mode: no retry");
+    retry = 7;
+    CHECK(pgentra_connect_failed(NULL, "tok", "28P01", -1, &retry) == PGENTRA_ERR_NULL_ARGUMENT && retry == 0, "c NULL");
+    CHECK(contains(pgentra_last_error_message(), "'c'"), "message names 'c'");
+    retry = 7;
+    CHECK(pgentra_connect_failed(c, NULL, "28P01", -1, &retry) == PGENTRA_ERR_NULL_ARGUMENT && retry == 0, "token NULL");
+    CHECK(contains(pgentra_last_error_message(), "'token'"), "message names 'token'");
+    CHECK(pgentra_connect_failed(c, "tok", "28P01", -1, NULL) == PGENTRA_ERR_NULL_ARGUMENT, "retry_out NULL");
+    CHECK(contains(pgentra_last_error_message(), "'retry_out'"), "message names 'retry_out'");
+    retry = 7;
+    CHECK(pgentra_connect_failed(c, "secret-\xff-tok", NULL, -1, &retry) == PGENTRA_ERR_INVALID_UTF8 && retry == 0,
+          "token not UTF-8");
+    CHECK(contains(pgentra_last_error_message(), "'token'") && !contains(pgentra_last_error_message(), "secret-"),
+          "message names 'token' and does not quote it");
+    CHECK(pgentra_connect_failed(c, "tok", "28\xc3\x28", -1, &retry) == PGENTRA_ERR_INVALID_UTF8, "sqlstate not UTF-8");
+    CHECK(contains(pgentra_last_error_message(), "'sqlstate'"), "message names 'sqlstate'");
+    int bad[] = {2, -2, 100};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        retry = 7;
+        CHECK(pgentra_connect_failed(c, "tok", NULL, bad[i], &retry) == PGENTRA_ERR_INVALID_ARGUMENT && retry == 0,
+              "used_password %d rejected", bad[i]);
+        CHECK(contains(pgentra_last_error_message(), "'used_password'"), "message names 'used_password'");
+    }
+    uint64_t n = 99;
+    CHECK(pgentra_token_requests(c, &n) == PGENTRA_OK && n == 0, "no token request in secret mode: %llu", (unsigned long long)n);
+    CHECK(pgentra_last_error_message() == NULL, "no message after success");
+    n = 99;
+    CHECK(pgentra_token_requests(NULL, &n) == PGENTRA_ERR_NULL_ARGUMENT && n == 0, "token_requests c NULL");
+    CHECK(contains(pgentra_last_error_message(), "'c'"), "message names 'c'");
+    CHECK(pgentra_token_requests(c, NULL) == PGENTRA_ERR_NULL_ARGUMENT, "token_requests out NULL");
+    CHECK(contains(pgentra_last_error_message(), "'out'"), "message names 'out'");
+    pgentra_connector_free(c);
+}
+
 static void test_tls_policy(void) {
     /* Token mode with sslmode=disable: refused before any identity request is made. */
     pgentra_options o;
@@ -316,8 +356,8 @@ static void test_tls_policy(void) {
 
 /* ---- token part (harness only) ------------------------------------------------------------- */
 
-/* GET or POST PATH on the emulator's loopback control endpoint; the body in buf. */
-static int emulator_request(const char *method, const char *path, char *buf, size_t len) {
+/* GET or POST PATH (with BODY, or NULL) on the emulator's loopback control endpoint; the answer in buf. */
+static int emulator_request(const char *method, const char *path, const char *body, char *buf, size_t len) {
     const char *base = getenv("PGENTRA_EMULATOR_HTTP"); /* http://127.0.0.1:PORT */
     if (!base || strncmp(base, "http://127.0.0.1:", 17) != 0) return -1;
     int port = atoi(base + 17);
@@ -332,10 +372,12 @@ static int emulator_request(const char *method, const char *path, char *buf, siz
         close(fd);
         return -1;
     }
-    char req[256];
+    char req[8192];
+    if (!body) body = "";
     int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", method, path);
-    if (write(fd, req, (size_t)n) != n) {
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     method, path, strlen(body), body);
+    if (n < 0 || (size_t)n >= sizeof req || write(fd, req, (size_t)n) != n) {
         close(fd);
         return -1;
     }
@@ -349,7 +391,7 @@ static int emulator_request(const char *method, const char *path, char *buf, siz
 
 static long msi_requests(void) {
     char buf[4096];
-    if (emulator_request("GET", "/control/stats", buf, sizeof buf) != 0) return -1;
+    if (emulator_request("GET", "/control/stats", NULL, buf, sizeof buf) != 0) return -1;
     const char *p = strstr(buf, "\"msi_requests\":");
     return p ? atol(p + strlen("\"msi_requests\":")) : -1;
 }
@@ -548,6 +590,130 @@ static void test_token(void) {
     pgentra_connector_free(c);
 }
 
+static uint64_t requests_of(pgentra_connector *c) {
+    uint64_t n = 0;
+    int rc = pgentra_token_requests(c, &n);
+    CHECK(rc == PGENTRA_OK, "token_requests: rc=%d", rc);
+    return n;
+}
+
+/* A token connector for ROLE (NULL: the token's own) on the harness's PostgreSQL; its libpq
+ * string in *cs when cs is not NULL. */
+static pgentra_connector *harness_connector(const char *role) {
+    char dsn[256];
+    snprintf(dsn, sizeof dsn, "host=%s port=%s dbname=postgres sslmode=require%s%s", getenv("PGENTRA_PG_HOST"),
+             getenv("PGENTRA_PG_PORT"), role ? " user=" : "", role ? role : "");
+    pgentra_options o;
+    pgentra_options_init(&o);
+    o.prefix = NO_VARS_PREFIX;
+    o.connection_string = dsn;
+    o.timeout_ms = 60000;
+    pgentra_connector *c = NULL;
+    int rc = pgentra_connector_new(&o, &c);
+    CHECK(rc == PGENTRA_OK && c, "harness connector: rc=%d", rc);
+    return rc == PGENTRA_OK ? c : NULL;
+}
+
+/* Whether a login with the connector's current connection string succeeds; with libpq the
+ * failed connection's PQconnectionUsedPassword in *used (else -1). Without libpq: -1 (unknown). */
+static int try_login(pgentra_connector *c, int *used) {
+    *used = -1;
+#ifdef PGENTRA_TEST_LIBPQ
+    char *cs = NULL;
+    if (pgentra_connection_string(c, PGENTRA_FORMAT_LIBPQ, &cs) != PGENTRA_OK) return -1;
+    PGconn *conn = PQconnectdb(cs);
+    int ok = PQstatus(conn) == CONNECTION_OK;
+    if (!ok) *used = PQconnectionUsedPassword(conn);
+    PQfinish(conn);
+    pgentra_string_free(cs);
+    return ok;
+#else
+    (void)c;
+    return -1;
+#endif
+}
+
+/* Recovery through the core's rule: the server refuses the cached token (revoked) ->
+ * connect_failed says retry, and the next token is another one, for exactly one more identity
+ * request; a failure that is not a refusal drops nothing; a role the token can never log in
+ * as costs at most two requests however many connects it refuses. */
+static void test_connect_failed_harness(void) {
+    if (!getenv("PGENTRA_PG_HOST") || !getenv("PGENTRA_PG_PORT") || !getenv("IDENTITY_ENDPOINT")) {
+        printf("SKIP connect_failed part: not under tests/harness/with-harness.sh\n");
+        return;
+    }
+    pgentra_connector *c = harness_connector(NULL);
+    if (!c) return;
+    char *t0 = NULL, *t1 = NULL;
+    int rc = pgentra_token(c, &t0);
+    CHECK(rc == PGENTRA_OK && t0, "first token: rc=%d", rc);
+    if (rc != PGENTRA_OK) {
+        pgentra_connector_free(c);
+        return;
+    }
+    uint64_t r0 = requests_of(c);
+    CHECK(r0 >= 1, "the first token took a request: %llu", (unsigned long long)r0);
+    char buf[4096];
+    CHECK(emulator_request("POST", "/control/revoke", t0, buf, sizeof buf) == 0, "revoke the cached token: %s", buf);
+    int used = -1;
+    int ok = try_login(c, &used);
+    if (ok >= 0) CHECK(ok == 0 && used == 1, "the revoked token is refused after the password was sent: ok=%d used=%d", ok, used);
+    int retry = -1;
+    /* With libpq: the facts libpq gives (no SQLSTATE, used_password); without: SQLSTATE 28P01. */
+    rc = ok >= 0 ? pgentra_connect_failed(c, t0, NULL, used, &retry) : pgentra_connect_failed(c, t0, "28P01", -1, &retry);
+    CHECK(rc == PGENTRA_OK && retry == 1, "a refusal of the cached token: retry (rc=%d retry=%d)", rc, retry);
+    CHECK(requests_of(c) == r0, "connect_failed itself makes no request");
+    /* A second connection refused with the same token (concurrently): reconnect too, no drop. */
+    retry = -1;
+    CHECK(pgentra_connect_failed(c, t0, "28P01", -1, &retry) == PGENTRA_OK && retry == 1, "a late refusal of t0: retry");
+    rc = pgentra_token(c, &t1);
+    CHECK(rc == PGENTRA_OK && t1 && strcmp(t0, t1) != 0, "the next token is another one: rc=%d", rc);
+    CHECK(requests_of(c) == r0 + 1, "exactly one more identity request: %llu", (unsigned long long)(requests_of(c) - r0));
+    ok = try_login(c, &used);
+    if (ok >= 0) CHECK(ok == 1, "the new token logs in");
+    uint64_t serial = pgentra_fresh_serial(c);
+
+    /* Not a refusal: another SQLSTATE, or no password sent. Nothing dropped, no retry. */
+    const char *states[] = {"3D000", "08006", "28000", "53300"};
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+        retry = -1;
+        CHECK(pgentra_connect_failed(c, t1, states[i], 1, &retry) == PGENTRA_OK && retry == 0, "SQLSTATE %s: no retry", states[i]);
+    }
+    retry = -1;
+    CHECK(pgentra_connect_failed(c, t1, NULL, 0, &retry) == PGENTRA_OK && retry == 0, "no password sent: no retry");
+    retry = -1;
+    CHECK(pgentra_connect_failed(c, t1, "", 0, &retry) == PGENTRA_OK && retry == 0, "empty SQLSTATE counts as none");
+    CHECK(pgentra_fresh_serial(c) == serial, "the token is kept");
+    CHECK(requests_of(c) == r0 + 1, "and no request was made");
+    pgentra_string_free(t0);
+    pgentra_string_free(t1);
+    pgentra_connector_free(c);
+
+    /* A role no token of this identity can log in as: every connect is refused. Ten connects,
+     * each retried once when connect_failed says so: at most two identity requests. */
+    c = harness_connector("pgentra_capi_no_such_role");
+    if (!c) return;
+    int retries = 0, logins = 0;
+    for (int i = 0; i < 10; i++) {
+        for (int attempt = 0; attempt < 2; attempt++) {
+            char *t = NULL;
+            if (pgentra_token(c, &t) != PGENTRA_OK) break;
+            ok = try_login(c, &used);
+            if (ok == 1) logins++;
+            retry = 0;
+            rc = ok >= 0 ? pgentra_connect_failed(c, t, NULL, used, &retry) : pgentra_connect_failed(c, t, "28P01", -1, &retry);
+            pgentra_string_free(t);
+            if (rc != PGENTRA_OK || !retry) break;
+            retries++;
+        }
+    }
+    uint64_t n = requests_of(c);
+    CHECK(logins == 0, "the wrong role never logs in");
+    CHECK(n >= 1 && n <= 2, "10 refusals of a wrong role: %llu identity requests (at most 2)", (unsigned long long)n);
+    CHECK(retries == 1, "one reconnect in all: %d", retries);
+    pgentra_connector_free(c);
+}
+
 static void test_free_null(void) {
     pgentra_string_free(NULL);
     pgentra_connector_free(NULL);
@@ -570,7 +736,9 @@ int main(void) {
     test_secret_mode();
     test_tls_policy();
     test_overrides();
+    test_connect_failed_arguments();
     test_token();
+    test_connect_failed_harness();
     test_free_null();
 
     printf("%d passed, %d failed\n", passed, failed);
