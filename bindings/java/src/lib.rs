@@ -239,8 +239,8 @@ pub extern "system" fn Java_io_pgentra_Native_invalidateIf<'c>(mut u: EnvUnowned
 }
 
 /// `boolean connectFailed(long handle, char[] token, String sqlstate)`: a connect that was given
-/// `token` failed with `sqlstate` (pgJDBC always has one); the core decides whether to connect
-/// once more (`Connector::connect_failed`: a refusal, 28P01, of a token the cache no longer
+/// `token` failed with `sqlstate` (pgJDBC reports every server refusal with one, so none means
+/// the server never judged the password); the core decides whether to connect once more (`Connector::connect_failed`: a refusal, 28P01, of a token the cache no longer
 /// hands out).
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_pgentra_Native_connectFailed<'c>(
@@ -257,7 +257,7 @@ pub extern "system" fn Java_io_pgentra_Native_connectFailed<'c>(
         }
         let state = if sqlstate.is_null() { None } else { Some(sqlstate.try_to_string(env)?) };
         let text = secret_chars(env, &token)?;
-        Ok(c.connect_failed(&text, pgentra::Failure::from_facts(state.as_deref(), None)))
+        Ok(c.connect_failed(&text, pgentra::Failure::from_facts(state.as_deref(), Some(false))))
     })
     .resolve::<ThrowPgEntra>()
 }

@@ -10,7 +10,10 @@
 //! 2. Otherwise libpq's `PQconnectionUsedPassword` where the driver exposes the failed
 //!    connection (psycopg 3's `OperationalError.pgconn.used_password`, ruby-pg's
 //!    `PG::ConnectionBad#connection`): false means the failure came before the server asked
-//!    for a password (network, TLS, pg_hba), so the token is not in question.
+//!    for a password (network, TLS, pg_hba), so the token is not in question. Drivers that speak
+//!    the protocol themselves (pgx, lib/pq, node-postgres, pgJDBC, Npgsql, the proxy) report
+//!    every server refusal with its SQLSTATE, so when one of them has none, the server never
+//!    judged the password: their bindings pass `UsedPassword(false)` then.
 //! 3. Otherwise (libpq failures through psycopg2, PHP's pgsql and PDO, which report no
 //!    SQLSTATE for a failed connect) the failure is **treated as a refusal**. The two mistakes
 //!    cost very differently: taking an outage or a wrong database name for a refusal costs one
