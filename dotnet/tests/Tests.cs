@@ -12,7 +12,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using PgEntra;
 
-internal static class Tests
+internal static partial class Tests
 {
     private static int passed, failed, skipped;
 
@@ -82,6 +82,7 @@ internal static class Tests
         Run("async cancellation (no network)", AsyncCancelled);
         Run("vectors", () => Vectors(vectorsPath));
         Harness();
+        Run("vocabulary", () => Vocabulary(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(vectorsPath)), "..", "..", "README.md")));
 
         Console.WriteLine(passed + " passed, " + failed + " failed");
         return failed == 0 ? 0 : 1;
