@@ -127,7 +127,7 @@ test-servers:
 	tests/servers/test.sh
 
 # The READMEs' code blocks, run as written against the harness after the READMEs' own install
-# recipes (tests/docs/run.py; fence info `norun` marks a block that is not meant to run).
+# recipes (tests/docs/run.py; fence info `norun WHY` marks a block that is not meant to run).
 test-docs:
 	python3 -m unittest -q tests/docs/test_run.py
 	python3 tests/docs/run.py
