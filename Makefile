@@ -77,9 +77,11 @@ test-reliability:
 test-oracle:
 	python3 -m pytest -q tests/oracle
 
-# The C ABI: the whole API from C, against the .so and the .a, then under valgrind.
+# The C ABI: the whole API from C, against the .so and the .a, then under valgrind; the
+# README's "One vocabulary" C column against the header and the library.
 test-c:
 	crates/pgentra-capi/tests/c/run.sh
+	crates/pgentra-capi/tests/c/vocabulary.sh
 
 # Python: the wheel from dist/python with psycopg2, psycopg 3, asyncpg, SQLAlchemy and Django.
 test-python:
@@ -125,7 +127,7 @@ test-servers:
 	tests/servers/test.sh
 
 # The READMEs' code blocks, run as written against the harness after the READMEs' own install
-# recipes (tests/docs/run.py; fence info `norun` marks a block that is not meant to run).
+# recipes (tests/docs/run.py; fence info `norun WHY` marks a block that is not meant to run).
 test-docs:
 	python3 -m unittest -q tests/docs/test_run.py
 	python3 tests/docs/run.py

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# .NET (Mono) tests of the PgEntra wrapper: compile PgEntra.dll and tests/Tests.cs with mcs, run
+# .NET (Mono) tests of the PgEntra wrapper: compile PgEntra.dll and tests/*.cs with mcs, run
 # them with mono against target/release/libpgentra.so. The token tests need the harness:
-#   cd /work/main && tests/harness/with-harness.sh dotnet/test.sh
+#   tests/harness/with-harness.sh dotnet/test.sh   (from the checkout root)
 # (set PGENTRA_REQUIRE_HARNESS=0 to let them skip outside it). dotnet/deps.sh installs Mono.
 # PgEntra.Npgsql/ is not compiled: Npgsql is not available here (no NuGet, and Debian packages no
 # Npgsql); it is only checked for syntax (mcs --parse).

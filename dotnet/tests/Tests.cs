@@ -83,6 +83,7 @@ internal static partial class Tests
         Run("vectors", () => Vectors(vectorsPath));
         Run("connect failed (secret mode)", ConnectFailedSecretMode);
         Harness();
+        Run("vocabulary", () => Vocabulary(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(vectorsPath)), "..", "..", "README.md")));
 
         Console.WriteLine(passed + " passed, " + failed + " failed");
         return failed == 0 ? 0 : 1;

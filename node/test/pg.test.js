@@ -79,6 +79,16 @@ describe('node-postgres', () => {
     assert.ok(!JSON.stringify(info).includes(t));
   });
 
+  test('tokenInfo acquires a token when none is cached (on the runtime, not a blocking call on it)', async () => {
+    const c = new Connector({ connectionString: libpq() });
+    const info = await c.tokenInfo();
+    assert.equal(info.user, 'pgentra-app');
+    assert.equal(c.tokenRequests, 1);
+    c.invalidate();
+    assert.equal((await c.tokenInfo()).credential, 'managed-identity');
+    assert.equal(c.tokenRequests, 2);
+  });
+
   test('a pg.Pool logs in as pgentra-app and survives a forced token rotation', async () => {
     const c = new Connector({ connectionString: libpq() });
     const config = await c.pgConfig({ max: 2, idleTimeoutMillis: 50 });

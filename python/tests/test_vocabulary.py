@@ -3,6 +3,7 @@ exist, and the old names it calls deprecated still answer with a DeprecationWarn
 
 from __future__ import annotations
 
+import inspect
 import pathlib
 
 import pytest
@@ -37,7 +38,13 @@ def test_the_python_column_names_members_that_exist():
     }.items():
         for name in names:
             assert f"`{name}" in t[concept] or f"`.{name}" in t[concept], (concept, t[concept])
-            assert hasattr(pgentra.Connector, name), name
+            member = inspect.getattr_static(pgentra.Connector, name)
+            # The kind of member the cell shows: `name(...)` a method, `.name` a property.
+            if f"`.{name}`" in t[concept]:
+                assert inspect.isdatadescriptor(member), f"{name} should be a property"
+            else:
+                assert f"`{name}(" in t[concept], (concept, t[concept])
+                assert inspect.isroutine(member), f"{name} should be a method"
     assert "`.service_code`" in t["service code (`AADSTS…`)"] and pgentra.Error.service_code is None
     assert "`.kind`" in t["error kind"] and pgentra.ConfigError.kind == "configuration"
     assert "seconds" in t["timeout (one token acquisition)"]

@@ -4,7 +4,9 @@
 Blocks are read from the Markdown files themselves; nothing here keeps a copy of a snippet.
 Fence info is `LANG [flag...]`:
 
-- `norun`: not executed (an API listing, a placeholder host, a long-running command).
+- `norun WHY...`: not executed, and the words after `norun` say why (a configuration fragment,
+  a placeholder server, a long-running command, a package this machine cannot install). A bare
+  `norun` fails the run.
 - `recipe=LANG` (on a `sh` block): the install recipe of LANG's artifact. It runs in a fresh
   folder that holds `dist/` (the built artifacts) and `pgentra/` (this checkout, for the C
   header, libpgentra.so and the Go sources); LANG's blocks then run in that folder.
@@ -49,6 +51,11 @@ class Block:
     def where(self):
         return f"{self.path}:{self.line}"
 
+    @property
+    def reason(self):
+        """The words after `norun` in the fence info: why the block does not run."""
+        return " ".join(self.flags[self.flags.index("norun") + 1:]) if "norun" in self.flags else ""
+
     def flag(self, name):
         for f in self.flags:
             if f == name:
@@ -91,10 +98,13 @@ def check_marks(blocks):
     errors = []
     for b in blocks:
         if b.flag("norun"):
+            if not b.reason:
+                errors.append(f"{b.where}: ```{b.lang or 'text'} norun``` without a reason: say why it does not run "
+                              f"after `norun` (e.g. ```{b.lang or 'text'} norun placeholder server```)")
             continue
         if b.lang not in known:
             errors.append(f"{b.where}: a ```{b.lang or '(no language)'} block that this runner cannot run; "
-                          f"mark it ```{b.lang or 'text'} norun``` if it is not meant to run, "
+                          f"mark it ```{b.lang or 'text'} norun WHY``` if it is not meant to run, "
                           f"or teach tests/docs/langs.py the language")
         if b.lang == "sh" and b.flag("recipe") and b.flag("recipe") not in langs.RECIPE_LANGS:
             errors.append(f"{b.where}: recipe={b.flag('recipe')}: unknown language (one of {sorted(langs.RECIPE_LANGS)})")
@@ -188,7 +198,7 @@ def main():
     errors = check_marks(blocks)
     if a.list:
         for b in blocks:
-            what = "norun" if b.flag("norun") else ("recipe " + b.flag("recipe") if b.flag("recipe") else "run")
+            what = f"norun: {b.reason}" if b.flag("norun") else ("recipe " + b.flag("recipe") if b.flag("recipe") else "run")
             print(f"{b.where:40} {b.lang or '-':8} {what}")
     if errors:
         print("\n".join(errors), file=sys.stderr)

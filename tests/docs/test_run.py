@@ -15,7 +15,7 @@ print(1)
 
 1. a list item:
 
-   ```sh norun
+   ```sh norun a build step
    make it
    ```
 
@@ -27,7 +27,7 @@ a: 1
 plain
 ```
 
-````md norun
+````md norun shows a fence
 ```python
 inner
 ```
@@ -47,6 +47,8 @@ class ParseTest(unittest.TestCase):
         self.assertEqual(bs[0].text, "print(1)\n")
         self.assertEqual(bs[1].text, "make it\n")          # the list item's indent removed
         self.assertTrue(bs[1].flag("norun"))
+        self.assertEqual(bs[1].reason, "a build step")
+        self.assertEqual(bs[0].reason, "")
         self.assertIsNone(bs[0].flag("norun"))
         self.assertEqual(bs[4].text, "```python\ninner\n```\n")   # a longer fence holds a shorter one
         self.assertEqual(bs[5].flag("recipe"), "python")
@@ -55,8 +57,13 @@ class ParseTest(unittest.TestCase):
         errors = run.check_marks(run.parse("X.md", MD))
         self.assertEqual(len(errors), 2, errors)
         self.assertIn("X.md:13: a ```yaml block", errors[0])
-        self.assertIn("```yaml norun```", errors[0])
+        self.assertIn("```yaml norun WHY```", errors[0])
         self.assertIn("X.md:17: a ```(no language) block", errors[1])
+
+    def test_norun_without_a_reason_fails(self):
+        errors = run.check_marks(run.parse("X.md", "```sh norun\nmake it\n```\n"))
+        self.assertEqual(len(errors), 1, errors)
+        self.assertIn("X.md:1: ```sh norun``` without a reason", errors[0])
 
     def test_unknown_recipe_language_fails(self):
         errors = run.check_marks(run.parse("X.md", "```sh recipe=cobol\ntrue\n```\n"))

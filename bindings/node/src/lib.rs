@@ -347,11 +347,11 @@ impl NativeConnector {
         let c = self.inner.clone();
         let rt = pgentra::runtime::runtime().map_err(to_js_error)?;
         let (deferred, promise) = env.create_deferred()?;
-        // On the runtime's blocking pool: `token_info` is the core's blocking call.
-        let work = rt.spawn_blocking(move || c.token_info());
+        // The async form: a blocking call on the runtime's own threads (its blocking pool
+        // included) is refused when no token is cached yet.
         rt.spawn(async move {
-            match work.await {
-                Ok(Ok(i)) => deferred.resolve(move |_env| {
+            match c.token_info_async().await {
+                Ok(i) => deferred.resolve(move |_env| {
                     Ok(TokenInfo {
                         credential: i.credential.as_str().to_string(),
                         detail: i.detail,
@@ -361,8 +361,7 @@ impl NativeConnector {
                         user: i.claims.as_ref().and_then(|c| c.user_name()).map(|(u, _)| u),
                     })
                 }),
-                Ok(Err(e)) => deferred.reject(to_js_error(e)),
-                Err(e) => deferred.reject(internal_error(format!("the pgentra task failed: {e}"))),
+                Err(e) => deferred.reject(to_js_error(e)),
             }
         });
         Ok(PromiseRaw::new(env.raw(), promise.raw()))

@@ -215,6 +215,13 @@ impl Connector {
         Ok(Self::info(&c))
     }
 
+    /// The current token's metadata (async; acquiring one if needed on pgentra's runtime). The
+    /// form to use from a task of pgentra's own runtime, where `token_info` refuses to block.
+    pub async fn token_info_async(&self) -> Result<TokenInfo> {
+        let c = self.cached_async().await?;
+        Ok(Self::info(&c))
+    }
+
     fn info(c: &Cached) -> TokenInfo {
         TokenInfo {
             credential: c.credential,
