@@ -21,10 +21,8 @@ import (
 // the real API with the kind of member the cell gives: `Name(args)` a method, `.Name` a struct
 // field (Go has no properties).
 
-// The "identity request count" row is skipped for now: another change adds TokenRequests to Go
-// and names it in the table's Go cell (still "–" here). After merging it, set this to false:
-// the check below then reads whatever the cell names.
-const skipRequestCount = true
+// true skips the "identity request count" row (for a wrapper without the method).
+const skipRequestCount = false
 
 // vocabulary returns concept -> the cell of the named column of the table under
 // "### One vocabulary" in the root README.
