@@ -230,14 +230,17 @@ impl TokenCache {
     }
 
     /// Drop the cached token (e.g. after the server refused it), and the shared entry if it
-    /// holds the same token. A remembered failure is forgotten.
+    /// holds the same token. A remembered failure is forgotten, by the other processes too.
     pub fn invalidate(&self) {
         let prev = self.current.swap(None);
         self.last.store(None);
         // The application starts over: the next token is not held back by REFUSAL_HOLD.
         self.refused_at.store(0, Ordering::Relaxed);
-        if let (Some(sh), Some(p)) = (&self.shared, prev) {
-            sh.remove_if(p.token.expose());
+        if let Some(sh) = &self.shared {
+            match prev {
+                Some(p) => drop(sh.remove_if(p.token.expose())),
+                None => drop(sh.forget_failure()),
+            }
         }
     }
 
@@ -351,18 +354,38 @@ impl TokenCache {
         let result = self.acquire().await;
         let seq = self.finished.load(Ordering::Relaxed) + 1;
         let error = result.as_ref().err().cloned();
-        let hold = match &error {
-            Some(e) => e.retry_after().map(|ra| ra.min(Duration::from_secs(60))).unwrap_or(self.failure_memory),
-            None => Duration::ZERO,
-        };
+        let hold = error.as_ref().map_or(Duration::ZERO, |e| self.hold_for(e));
         self.last.store(Some(Arc::new(Outcome { seq, error, at: Instant::now(), hold })));
         self.finished.store(seq, Ordering::Release);
         result
     }
 
-    /// An empty cache: the shared entry if there is a valid one; else the key's lock and one
-    /// request for every process (the others wait for the entry, bounded by the deadline,
-    /// then ask themselves). Called with this process's flight lock held.
+    /// How long a failure stays the answer: the service's Retry-After (at most a minute), else
+    /// the failure memory.
+    fn hold_for(&self, e: &crate::error::Error) -> Duration {
+        e.retry_after().map(|ra| ra.min(Duration::from_secs(60))).unwrap_or(self.failure_memory)
+    }
+
+    /// A request for the shared entry, by the process holding the key's lock: a token is
+    /// written for all, a failure is remembered for all (so that during an outage the
+    /// processes of one user make one request per period, not one each).
+    async fn fetch_for_all(&self, sh: &Shared, deadline: Duration) -> Result<Arc<Cached>> {
+        match self.fetch_within(deadline).await {
+            Ok(c) => {
+                sh.write(&c);
+                Ok(c)
+            }
+            Err(e) => {
+                sh.write_failure(&e, self.hold_for(&e));
+                Err(e)
+            }
+        }
+    }
+
+    /// An empty cache: the shared entry if there is a valid one, or the failure another
+    /// process remembered; else the key's lock and one request for every process (the others
+    /// wait for its outcome, bounded by the deadline, then ask themselves). Called with this
+    /// process's flight lock held.
     async fn acquire(&self) -> Result<Arc<Cached>> {
         let Some(sh) = &self.shared else { return self.fetch().await };
         if let Some(e) = sh.read() {
@@ -370,6 +393,9 @@ impl TokenCache {
                 return Ok(self.install(e));
             }
             return Ok(self.refresh_due(sh, e).await);
+        }
+        if let Some(e) = sh.failure() {
+            return Err(e);
         }
         if sh.unshared() {
             // This key's tokens are not shared (the automatic chain chose the Azure CLI, say):
@@ -381,18 +407,22 @@ impl TokenCache {
         loop {
             match sh.try_lock() {
                 Lock::Held(_lock) => {
-                    // The holder before us may have written it just now.
+                    // The holder before us may have written its outcome just now.
                     if let Some(e) = sh.read() {
                         return Ok(self.install(e));
                     }
-                    let c = self.fetch().await?;
-                    sh.write(&c);
-                    return Ok(c);
+                    if let Some(e) = sh.failure() {
+                        return Err(e);
+                    }
+                    return self.fetch_for_all(sh, self.deadline).await;
                 }
                 Lock::Busy if Instant::now() < give_up => {
                     tokio::time::sleep(SHARED_POLL).await;
                     if let Some(e) = sh.read() {
                         return Ok(self.install(e));
+                    }
+                    if let Some(e) = sh.failure() {
+                        return Err(e);
                     }
                     if sh.unshared() {
                         return self.fetch_within(self.deadline.saturating_sub(started.elapsed())).await;
@@ -405,15 +435,9 @@ impl TokenCache {
                     );
                     // What is left of the deadline (at least half of it): waiting callers in
                     // this process give up after one deadline.
-                    let c = self.fetch_within(self.deadline.saturating_sub(started.elapsed())).await?;
-                    sh.write(&c);
-                    return Ok(c);
+                    return self.fetch_for_all(sh, self.deadline.saturating_sub(started.elapsed())).await;
                 }
-                Lock::Unavailable => {
-                    let c = self.fetch().await?;
-                    sh.write(&c);
-                    return Ok(c);
-                }
+                Lock::Unavailable => return self.fetch_for_all(sh, self.deadline).await,
             }
         }
     }

@@ -47,6 +47,11 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
         }
     }
+
+    /// The kind named by [`as_str`](Self::as_str), if any.
+    pub fn parse(s: &str) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
 }
 
 /// A pgentra error. Its message names the variable or key at fault and says what to do; it

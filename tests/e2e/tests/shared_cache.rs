@@ -514,3 +514,36 @@ fn az_tokens_are_not_shared_and_nobody_waits_for_them() {
     assert!(start.elapsed() < Duration::from_secs(5), "waited {:?} for a lock that guards nothing", start.elapsed());
     drop(lock);
 }
+
+/// During an outage the processes of one user make one request per period, not one each: the
+/// process that asked remembers the failure in the folder for the service's Retry-After (here
+/// 30 s), and every process that waited for it, or starts within it, answers with that error.
+#[test]
+fn a_failure_is_shared_by_the_processes_that_waited_for_it_and_those_that_follow() {
+    let dir = folder("failure");
+    let v = vars(&dir, None);
+    reset();
+    // The first request: throttled after 300 ms, Retry-After 30 s (beyond PGENTRA_TIMEOUT, so
+    // the process gives up at once). Later requests would succeed.
+    control("POST", "/control/faults", r#"[{"status": 429, "retry_after": 30, "delay_ms": 300}]"#);
+    let children: Vec<Child> = (0..16).map(|_| spawn(&["token"], &v)).collect();
+    let mut remembered = 0;
+    for c in children {
+        let o = c.wait_with_output().expect("wait");
+        assert!(!o.status.success(), "a process got a token ({} characters) during the outage", text(&o.stdout).trim().len());
+        if text(&o.stderr).contains("another process's request") {
+            remembered += 1;
+        }
+    }
+    assert_eq!(msi(), 1, "16 processes made {} identity requests during the outage", msi());
+    assert!(remembered >= 15, "{remembered} of 16 processes answered with the remembered failure");
+    // A process started within the Retry-After: the same answer, no request.
+    let o = run(&["token"], &v);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("another process's request"), "{}", text(&o.stderr));
+    assert_eq!(msi(), 1);
+    // `pgentra cache clear` forgets it: the next process asks, and gets a token.
+    assert!(run(&["cache", "clear"], &v).status.success());
+    token(&v);
+    assert_eq!(msi(), 2);
+}

@@ -62,6 +62,10 @@ const MAX_JITTER: i64 = 30;
 const CLOCK_SLACK: i64 = 5;
 /// How long a "not shared" marker holds (see [`Shared::unshared`]).
 const MARKER_SECS: i64 = 600;
+/// The longest a failure marker holds (a Retry-After is capped there too).
+const MAX_FAILURE_SECS: i64 = 60;
+/// The longest message a failure marker keeps, in characters.
+const MAX_FAILURE_MESSAGE: usize = 2048;
 
 /// Whether the shared cache is used, where, and why not (for `pgentra check`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,6 +236,20 @@ struct FileEntry {
     /// the Azure CLI, say), so processes fetch their own instead of waiting for each other.
     #[serde(default)]
     unshared: bool,
+    /// A marker, without a token: the last request for this key failed, and for `lifetime`
+    /// seconds that failure is every process's answer (one request per period during an
+    /// outage, across processes). Errors never hold a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed: Option<FileFailure>,
+}
+
+/// A failure as stored in a failure marker.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FileFailure {
+    kind: String,
+    message: String,
+    #[serde(default)]
+    code: Option<String>,
 }
 
 impl Drop for FileEntry {
@@ -402,6 +420,7 @@ impl Shared {
                 lifetime: MARKER_SECS,
                 refresh_in: 0,
                 unshared: true,
+                failed: None,
             };
             if let Ok(json) = serde_json::to_vec(&marker) {
                 let _ = self.write_bytes(&json);
@@ -420,11 +439,53 @@ impl Shared {
             lifetime: c.mono_expires().saturating_sub(mono),
             refresh_in: c.mono_refresh().saturating_sub(mono),
             unshared: false,
+            failed: None,
         };
         let Ok(json) = serde_json::to_vec(&content).map(zeroize::Zeroizing::new) else { return };
         if let Err(e) = self.write_bytes(&json) {
             tracing::debug!(error = %e, "shared token cache entry not written; this process keeps its own");
         }
+    }
+
+    /// Remember a failed request for `hold` (whole seconds, 1 to 60) for this user's other
+    /// processes: they answer with this error instead of asking again. Written only when no
+    /// valid entry is there (a failure never hides a token). Only logged if it cannot be written.
+    pub fn write_failure(&self, e: &crate::error::Error, hold: std::time::Duration) {
+        if self.read().is_some() || self.unshared() {
+            return;
+        }
+        let marker = FileEntry {
+            v: FORMAT,
+            id: self.id.clone(),
+            token: String::new(),
+            credential: String::new(),
+            detail: String::new(),
+            fetched_at: now_unix(),
+            fetched_boottime: mono_secs(),
+            boot_id: boot_id().to_string(),
+            lifetime: (hold.as_secs() as i64).clamp(1, MAX_FAILURE_SECS),
+            refresh_in: 0,
+            unshared: false,
+            failed: Some(FileFailure {
+                kind: e.kind().as_str().to_string(),
+                message: e.message().chars().take(MAX_FAILURE_MESSAGE).collect(),
+                code: e.code().map(str::to_string),
+            }),
+        };
+        match serde_json::to_vec(&marker) {
+            Ok(json) => {
+                if let Err(err) = self.write_bytes(&json) {
+                    tracing::debug!(error = %err, "failure not shared with other processes");
+                }
+            }
+            Err(err) => tracing::debug!(error = %err, "failure not shared with other processes"),
+        }
+    }
+
+    /// The failure another process remembered for this key, while it holds.
+    pub fn failure(&self) -> Option<crate::error::Error> {
+        let buf = self.load().ok().flatten()?;
+        parse_failure(&buf, &self.id, now_unix(), mono_secs(), boot_id())
     }
 
     fn write_bytes(&self, bytes: &[u8]) -> io::Result<()> {
@@ -459,6 +520,17 @@ impl Shared {
             || self.raw_token_is(token);
         // SAFETY: unlinkat with a NUL-terminated name inside the checked folder.
         holds && unsafe { libc::unlinkat(self.dir.fd.as_raw_fd(), self.entry.as_ptr(), 0) } == 0
+    }
+
+    /// Remove a failure marker (the application starts over), never a token; under the key's
+    /// lock only. Returns whether one was removed.
+    pub fn forget_failure(&self) -> bool {
+        let Lock::Held(_guard) = self.try_lock() else { return false };
+        let is_failure = self.load().ok().flatten().is_some_and(|b| {
+            serde_json::from_slice::<FileEntry>(&b).is_ok_and(|f| f.id == self.id && f.token.is_empty() && f.failed.is_some())
+        });
+        // SAFETY: unlinkat with a NUL-terminated name inside the checked folder.
+        is_failure && unsafe { libc::unlinkat(self.dir.fd.as_raw_fd(), self.entry.as_ptr(), 0) } == 0
     }
 
     /// Whether the entry holds `token` even if it is no longer valid enough to serve.
@@ -524,6 +596,32 @@ fn parse_marker(bytes: &[u8], id: &str, now: i64, boot: i64, boot_id: &str) -> b
         return false;
     }
     age(&f, now, boot, boot_id).is_some_and(|a| a < f.lifetime)
+}
+
+/// The error in a failure marker for the key `id` that still holds, said to come from another
+/// process's request.
+fn parse_failure(bytes: &[u8], id: &str, now: i64, boot: i64, boot_id: &str) -> Option<crate::error::Error> {
+    let f: FileEntry = serde_json::from_slice(bytes).ok()?;
+    let failed = f.failed.as_ref()?;
+    if f.v != FORMAT || f.id != id || f.unshared || !f.token.is_empty() || !(1..=MAX_FAILURE_SECS).contains(&f.lifetime) {
+        return None;
+    }
+    if failed.message.chars().count() > MAX_FAILURE_MESSAGE || failed.code.as_ref().is_some_and(|c| c.len() > 64) {
+        return None;
+    }
+    let kind = crate::error::ErrorKind::parse(&failed.kind)?;
+    let age = age(&f, now, boot, boot_id)?;
+    if age >= f.lifetime {
+        return None;
+    }
+    let mut e = crate::error::Error::new(
+        kind,
+        format!("{} (another process's request {age} s ago; pgentra asks again {} s after it)", failed.message, f.lifetime),
+    );
+    if let Some(code) = &failed.code {
+        e = e.with_code(code.clone());
+    }
+    Some(e)
 }
 
 /// How old an entry is: by the wall clock, and by CLOCK_BOOTTIME too when it was written in

@@ -280,3 +280,67 @@ fn tokens_that_cannot_be_shared_leave_a_marker() {
     assert!(parse_entry(&marker(now - 10, 600), "k", now, 1000, "b").is_none());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_failure_is_remembered_for_the_other_processes_while_it_holds() {
+    use crate::error::{Error, ErrorKind};
+    use std::time::Duration;
+    let d = tempdir("failure");
+    let s = shared_in(&d, Some("c1"));
+    assert!(s.failure().is_none());
+    let e = Error::new(ErrorKind::IdentityService, "the identity endpoint answered 400").with_code("AADSTS700016");
+    s.write_failure(&e, Duration::from_secs(30));
+    let got = s.failure().expect("a remembered failure");
+    assert_eq!(got.kind(), ErrorKind::IdentityService);
+    assert_eq!(got.code(), Some("AADSTS700016"));
+    assert!(got.message().starts_with("the identity endpoint answered 400 (another process's request 0 s ago"), "{}", got.message());
+    // It is neither a token nor a "not shared" marker, and another key does not see it.
+    assert!(s.read().is_none());
+    assert!(!s.unshared());
+    assert!(shared_in(&d, Some("c2")).failure().is_none());
+    // A token written later replaces it.
+    let t = jwt("https://ossrdbms-aad.database.windows.net/", "c1");
+    s.write(&cached(&t));
+    assert!(s.failure().is_none());
+    // ...and a failure never replaces a valid token.
+    s.write_failure(&e, Duration::from_secs(30));
+    assert_eq!(s.read().expect("the token stays").token.expose(), t);
+    assert!(s.failure().is_none());
+    // forget_failure removes a failure marker, never a token.
+    assert!(!s.forget_failure());
+    assert!(s.read().is_some());
+    assert!(s.remove_if(&t));
+    s.write_failure(&e, Duration::from_secs(30));
+    assert!(s.forget_failure());
+    assert!(s.failure().is_none());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn failure_markers_expire_and_odd_ones_are_ignored() {
+    let now = 1_700_000_000;
+    let marker = |lifetime: i64, fetched_at: i64, kind: &str, message: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "v": 1, "id": "k", "token": "", "credential": "", "detail": "",
+            "fetched_at": fetched_at, "fetched_boottime": 1000, "boot_id": "b",
+            "lifetime": lifetime, "refresh_in": 0,
+            "failed": {"kind": kind, "message": message, "code": null},
+        }))
+        .unwrap()
+    };
+    let ok = marker(3, now - 1, "network", "down");
+    let e = parse_failure(&ok, "k", now, 1001, "b").expect("holds");
+    assert_eq!(e.kind(), crate::error::ErrorKind::Network);
+    assert!(parse_failure(&ok, "other", now, 1001, "b").is_none(), "another key");
+    assert!(parse_failure(&marker(3, now - 3, "network", "down"), "k", now, 1003, "b").is_none(), "expired");
+    assert!(parse_failure(&marker(0, now, "network", "down"), "k", now, 1000, "b").is_none());
+    assert!(parse_failure(&marker(61, now, "network", "down"), "k", now, 1000, "b").is_none(), "over a minute");
+    assert!(parse_failure(&marker(3, now, "nonsense", "down"), "k", now, 1000, "b").is_none(), "unknown kind");
+    assert!(parse_failure(&marker(3, now, "network", &"x".repeat(3000)), "k", now, 1000, "b").is_none(), "too long");
+    for n in 0..ok.len() {
+        assert!(parse_failure(&ok[..n], "k", now, 1001, "b").is_none(), "truncated at {n}");
+    }
+    // A token entry is not a failure.
+    let t = jwt("https://ossrdbms-aad.database.windows.net", "c1");
+    assert!(parse_failure(&file("k", &t, now - 100, 900, "b", 3600, 3300), "k", now, 1000, "b").is_none());
+}
