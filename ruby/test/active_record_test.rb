@@ -22,6 +22,11 @@ class ActiveRecordTest < HarnessTest
     Probe.connection
   end
 
+  def setup
+    super
+    PgEntra::ActiveRecord.reset! # no connector (or remembered failure) of an earlier test
+  end
+
   def teardown
     Probe.remove_connection if Harness.on?
   end
