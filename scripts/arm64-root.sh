@@ -10,8 +10,11 @@ set -euo pipefail
 root=${PGENTRA_ARM64_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/pgentra/arm64-root}
 # What the suite runs inside: Python with psycopg2, SQLAlchemy and pytest (the wheel), pip (installs the
 # wheel, checking its platform tag), psql (the CLI's `exec -- psql`), Node.js (the addon),
-# ca-certificates.
-packages=(python3 python3-psycopg2 python3-sqlalchemy python3-pytest python3-pip postgresql-client nodejs ca-certificates)
+# Ruby with ruby-pg and minitest, PHP with pgsql/pdo_pgsql and PHPUnit (the extensions),
+# ca-certificates. ruby-dev and php8.2-dev: the arm64 headers and build configuration that the
+# Ruby and PHP extensions are cross-compiled against on the host (scripts/build-platforms.sh).
+packages=(python3 python3-psycopg2 python3-sqlalchemy python3-pytest python3-pip postgresql-client nodejs ca-certificates
+  ruby ruby-dev ruby-pg ruby-minitest php8.2-cli php8.2-dev php8.2-pgsql phpunit)
 suite=bookworm
 stamp="$root/.pgentra-root"
 want="suite=$suite packages=${packages[*]}"

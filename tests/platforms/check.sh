@@ -107,6 +107,11 @@ else
   bad "libpgentra.a aarch64" "missing ($a64/libpgentra.a)"
 fi
 
+# The Ruby and PHP extensions for aarch64 (cross-built against the arm64 root's Ruby and PHP):
+# the entry point each interpreter looks up; no libruby, no libphp (the interpreter provides them).
+check "Ruby extension aarch64" "$dist/ruby/linux-aarch64/pgentra_ext.so" AArch64 gnu Init_pgentra_ext
+check "PHP extension aarch64" "$dist/php/linux-aarch64/pgentra.so" AArch64 gnu get_module
+
 # The Java binding's JNI library for aarch64, and the jar that carries it (java/build.sh).
 jni="$repo/java/pgentra/native/META-INF/native/linux-aarch64/libpgentra_jni.so"
 check "JNI library linux-aarch64" "$jni" AArch64 gnu Java_io_pgentra_Native_open
