@@ -9,6 +9,8 @@
 #            the Java jar's linux-aarch64 JNI library, the Ruby and PHP extensions
 #            (dist/ruby/linux-aarch64/pgentra_ext.so, dist/php/linux-aarch64/pgentra.so); and the
 #            sdist dist/python/pgentra-<v>.tar.gz.
+#   musl-cli (`make build-platforms`) the CLI for musl libc, x86_64 and aarch64, linked
+#            statically: target/{x86_64,aarch64}-unknown-linux-musl/release/pgentra.
 #   musl   (`make build-platforms-all`) musl libc (Alpine), x86_64 and aarch64:
 #            dist/python/pgentra-<v>-cp39-abi3-musllinux_1_2_{x86_64,aarch64}.whl,
 #            node/pgentra.linux-{x64,arm64}-musl.node.
@@ -74,6 +76,16 @@ addon() {
   install -m 0755 "$target_dir/$1/release/libpgentra_node.so" "$root/node/.pgentra.node.tmp"
   mv -f "$root/node/.pgentra.node.tmp" "$root/node/pgentra.$2.node"
   took "Node.js addon $2" "$t"
+}
+
+# static_cli TRIPLE: the CLI for a musl target, linked statically as Rust does by default there
+# (musl's libc inside, no loader): it runs on any Linux of its architecture, glibc or not, and
+# so here too (tests/platforms/musl-cli.sh). Its own compiled crates (crt-static differs from the
+# wheel's and the addon's flags).
+static_cli() {
+  local t=$SECONDS
+  cargo build --release --locked --target "$1" -p pgentra-cli
+  took "static CLI $1" "$t"
 }
 
 # jni TRIPLE JAVA_PLATFORM: the Java binding's JNI library into the jar's resources
@@ -156,7 +168,13 @@ for set in "${sets[@]}"; do
       wheel aarch64-unknown-linux-musl musllinux_1_2
       addon aarch64-unknown-linux-musl linux-arm64-musl
       ;;
-    *) echo "build-platforms: unknown set '$set' (arm64, musl)" >&2; exit 2 ;;
+    musl-cli)
+      use_zig x86_64-unknown-linux-musl x86_64-linux-musl
+      static_cli x86_64-unknown-linux-musl
+      use_zig aarch64-unknown-linux-musl aarch64-linux-musl
+      static_cli aarch64-unknown-linux-musl
+      ;;
+    *) echo "build-platforms: unknown set '$set' (arm64, musl-cli, musl)" >&2; exit 2 ;;
   esac
 done
 ls -1 "$dist"
