@@ -7,7 +7,7 @@ HARNESS := tests/harness/with-harness.sh
 # own tool chains (maturin, napi, ...).
 SEL := --workspace $(foreach b,$(wildcard bindings/*/Cargo.toml),--exclude pgentra-$(notdir $(patsubst %/,%,$(dir $(b)))))
 
-.PHONY: all deps build-core build-platforms build-platforms-all build demo test test-arm64 test-platforms test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java test-servers test-docs bench clean
+.PHONY: all deps build-core build-platforms build-platforms-all build demo test test-arm64 test-musl test-platforms test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java test-servers test-docs bench clean
 
 all: build
 
@@ -27,16 +27,18 @@ build-core:
 	$(CARGO) build --release --locked $(SEL)
 
 # Linux aarch64 (glibc 2.17+): the wheel, the CLI, libpgentra.so/.a, the Node.js addon, the JNI
-# library for the jar; the sdist. Needs the network the first time (Rust targets, zig, the arm64
-# Debian root for test-arm64): scripts/platforms-deps.sh. Before node/build.sh and java/build.sh,
-# which pack the addon and the JNI library.
+# library for the jar, the Ruby and PHP extensions (cross-compiled against the arm64 root's Ruby
+# and PHP); the sdist. The CLI for musl (x86_64 and aarch64), linked statically, which runs here
+# (test-musl). Needs the network the first time (Rust targets, zig, the arm64 Debian root):
+# scripts/platforms-deps.sh. Before node/build.sh and java/build.sh, which pack the addon and
+# the JNI library.
 build-platforms:
 	scripts/platforms-deps.sh
-	scripts/build-platforms.sh arm64
+	scripts/build-platforms.sh arm64 musl-cli
 
 # Also musl (Alpine) x86_64 and aarch64: wheels and Node.js addons, then the npm package again
-# with every addon. Not part of `make build`: about 7 more minutes on 2 cores (two more targets
-# built from scratch); `make test-platforms` checks whatever was built.
+# with every addon. Not part of `make build` (see README, Platforms: the clean-machine time);
+# they cannot run here (no musl Python or Node.js); `make test-platforms` checks whatever was built.
 build-platforms-all: build-platforms
 	scripts/build-platforms.sh musl
 	node/build.sh
@@ -61,7 +63,7 @@ SHARED = PGENTRA_SHARED_CACHE=1
 
 test: build
 	$(CARGO) test --release --locked $(SEL) --no-run -q
-	$(HARNESS) $(MAKE) --no-print-directory test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java test-servers test-platforms test-arm64 test-docs
+	$(HARNESS) $(MAKE) --no-print-directory test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java test-servers test-platforms test-arm64 test-musl test-docs
 
 # Unit, property, vector, emulator and end-to-end tests (one thread: the e2e tests share the
 # emulator's counters).
@@ -113,9 +115,14 @@ test-platforms:
 	tests/platforms/check.sh
 
 # Linux arm64 under qemu in an arm64 Debian root: the aarch64 wheel with psycopg2, the aarch64
-# CLI (tests/e2e's vectors and CLI test), the arm64 Node.js addon with node-postgres.
+# CLI (tests/e2e's vectors and CLI test), the Ruby extension with ruby-pg, the PHP extension with
+# pgsql and PDO, the arm64 Node.js addon with node-postgres.
 test-arm64:
 	tests/arm64/run.sh
+
+# The static musl CLIs: x86_64 as it is, aarch64 under qemu-user (tests/e2e's vectors and CLI test).
+test-musl:
+	tests/platforms/musl-cli.sh
 
 # .NET over the C ABI, compiled and run with Mono; ADO.NET output read by DbConnectionStringBuilder.
 test-dotnet:

@@ -10,11 +10,27 @@ set -euo pipefail
 root=${PGENTRA_ARM64_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/pgentra/arm64-root}
 # What the suite runs inside: Python with psycopg2, SQLAlchemy and pytest (the wheel), pip (installs the
 # wheel, checking its platform tag), psql (the CLI's `exec -- psql`), Node.js (the addon),
+# Ruby with ruby-pg and minitest, PHP with pgsql/pdo_pgsql and PHPUnit (the extensions),
 # ca-certificates.
-packages=(python3 python3-psycopg2 python3-sqlalchemy python3-pytest python3-pip postgresql-client nodejs ca-certificates)
+packages=(python3 python3-psycopg2 python3-sqlalchemy python3-pytest python3-pip postgresql-client nodejs ca-certificates
+  ruby ruby-pg ruby-minitest php8.2-cli php8.2-pgsql phpunit)
+# What the Ruby and PHP extensions are cross-compiled against on the host
+# (scripts/build-platforms.sh): Ruby's and PHP's headers and php-config (rbconfig.rb comes with
+# ruby), and the C library's headers for bindgen (the root is its sysroot). Only unpacked
+# (dpkg-deb -x: no dependencies, no maintainer scripts): installed, ruby-dev and php8.2-dev pull
+# in gcc, autoconf, libtool and perl, minutes more under qemu.
+headers=(ruby3.1-dev php8.2-dev libc6-dev linux-libc-dev)
 suite=bookworm
 stamp="$root/.pgentra-root"
-want="suite=$suite packages=${packages[*]}"
+want="suite=$suite packages=${packages[*]} headers=${headers[*]}"
+unpack_headers() { # ROOT: the packages of headers, from the root's apt, unpacked into it
+  local d=/var/cache/pgentra-headers deb
+  rm -rf "${1:?}$d"; mkdir -p "$1$d"
+  chroot "$1" chown _apt "$d" 2>/dev/null || true   # apt downloads as _apt
+  chroot "$1" sh -c "cd $d && apt-get download -qq ${headers[*]}" >&2
+  for deb in "$1$d"/*.deb; do dpkg-deb -x "$deb" "$1"; done
+  rm -rf "${1:?}$d"
+}
 mounted_under() { grep -qs " $1/" /proc/mounts; }
 
 export DEBIAN_FRONTEND=noninteractive
@@ -49,7 +65,8 @@ if [ -f "$stamp" ] && [ -x "$root/usr/bin/python3" ]; then
   if grep -q "^suite=$suite " "$stamp" && ! mounted_under "$root"; then
     echo "arm64-root: apt-get install ${packages[*]} in $root" >&2
     if chroot "$root" apt-get update -qq >&2 &&
-       chroot "$root" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null; then
+       chroot "$root" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null &&
+       unpack_headers "$root"; then
       chroot "$root" apt-get clean
       echo "$want" > "$stamp"
       echo "$root"; exit 0
@@ -86,6 +103,8 @@ fi
 rm -f "$tmp.log"
 # Keep the root small: no downloaded packages.
 rm -rf "$tmp"/var/cache/apt/archives/*.deb
+chroot "$tmp" apt-get update -qq >&2
+unpack_headers "$tmp"
 [ "$(chroot "$tmp" uname -m)" = aarch64 ] || { echo "arm64-root: programs in $tmp do not run as aarch64" >&2; exit 1; }
 echo "$want" > "$tmp/.pgentra-root"
 mv "$tmp" "$root"

@@ -9,6 +9,10 @@
 #   - CLI: the aarch64 `pgentra` runs in the root for the end-to-end CLI tests (PGENTRA_CLI_BIN):
 #     tests/e2e/tests/vectors_cli.rs (render and parse vectors byte for byte) and the token /
 #     dsn / exec psql / check test of tests/e2e/tests/e2e.rs (a token, a login as pgentra-app).
+#   - Ruby: the aarch64 extension (dist/ruby/linux-aarch64) with Debian arm64's Ruby and ruby-pg:
+#     ruby/test's core, pg and tls tests (vectors byte for byte, a login as pgentra-app).
+#   - PHP: the aarch64 extension (dist/php/linux-aarch64) with Debian arm64's PHP, pgsql and
+#     PDO: php/tests (PHPUnit; VectorsTest byte for byte, ConnectTest's login as pgentra-app).
 #   - Node.js: the linux-arm64-gnu addon with Debian arm64's Node.js and node-postgres
 #     (pure JavaScript, from node/node_modules): node/test/unit.test.js and node/test/pg.test.js.
 # Run it under the harness: tests/harness/with-harness.sh tests/arm64/run.sh (make test does).
@@ -66,29 +70,48 @@ so=$(ls "$arm_root$site"/pgentra/_pgentra*.so)
 in_root sh -c "cd '$repo' && PYTHONPATH='$site' exec python3 -m pytest -q -p no:cacheprovider python/tests/test_core.py python/tests/test_tokens.py"
 
 echo "== arm64: the aarch64 CLI in the root (tests/e2e: vectors_cli, e2e's CLI test)"
-# tests/e2e runs the CLI through PGENTRA_CLI_BIN: a wrapper that runs it inside the root.
 install -m 0755 "$cli" "$arm_root/tmp/pgentra"
-# It counts its calls, so that the suite knows the tests ran this CLI.
-calls="$arm_root/tmp/pgentra-calls"
-: > "$calls"
-cat > "$arm_root/tmp/pgentra-in-root" <<EOF
-#!/bin/sh
-echo x >> '$calls'
-exec chroot '$arm_root' /usr/bin/env PATH=/usr/local/bin:/usr/bin:/bin HOME=/root /tmp/pgentra "\$@"
-EOF
-chmod 0755 "$arm_root/tmp/pgentra-in-root"
-[ "$("$arm_root/tmp/pgentra-in-root" --version | head -n1)" = "$("$target/release/pgentra" --version | head -n1)" ] ||
-  fail "the aarch64 CLI and the x86_64 CLI report different versions"
+"$repo/tests/platforms/cli-e2e.sh" "arm64: the aarch64 CLI" \
+  chroot "$arm_root" /usr/bin/env PATH=/usr/local/bin:/usr/bin:/bin HOME=/root /tmp/pgentra
 cd "$repo"
-sel=(--workspace $(for b in bindings/*/Cargo.toml; do d=${b%/Cargo.toml}; echo "--exclude pgentra-${d##*/}"; done))
-PGENTRA_CLI_BIN="$arm_root/tmp/pgentra-in-root" ${CARGO:-cargo} test --release --offline -q "${sel[@]}" \
-  --test vectors_cli --test e2e -- --test-threads=1 vectors cli_token_dsn_env_exec_check
-# One call per render vector and format, one per parse vector, and the CLI test's own.
-want=$(python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); p = json.load(open(sys.argv[2])); print(sum(len(v["rendered"]) for v in r) + len(p))' \
-  tests/vectors/render.json tests/vectors/parse.json)
-got=$(wc -l < "$calls")
-[ "$got" -gt "$want" ] || fail "the e2e tests ran the aarch64 CLI $got times, expected more than $want"
-echo "arm64: the e2e tests ran the aarch64 CLI $got times"
+
+# The extensions cross-built by scripts/build-platforms.sh, loaded by the root's own Ruby and PHP.
+ruby_ext="$repo/dist/ruby/linux-aarch64/pgentra_ext.so"
+[ -f "$ruby_ext" ] || fail "no $ruby_ext: run scripts/build-platforms.sh (make build does)"
+echo "== arm64: Ruby extension with Debian arm64's $(in_root ruby --version | cut -d' ' -f1-2) and ruby-pg"
+[ "$(file_arch "$ruby_ext")" = AArch64 ] || fail "$ruby_ext is not AArch64"
+# A copy of the repository's ruby/ and tests/vectors/ (the tests find ../lib and the vectors
+# relative to themselves), with the aarch64 extension in place of this machine's.
+rb=/tmp/pgentra-rb
+rm -rf "$arm_root$rb"
+mkdir -p "$arm_root$rb/ruby" "$arm_root$rb/tests"
+cp -r "$repo/ruby/lib" "$repo/ruby/test" "$arm_root$rb/ruby/"
+cp -r "$repo/tests/vectors" "$arm_root$rb/tests/"
+install -m 0755 "$ruby_ext" "$arm_root$rb/ruby/lib/pgentra/pgentra_ext.so"
+# core_test.rb: the conformance vectors byte for byte, errors, secrets; pg_test.rb: tokens, a
+# passwordless login as pgentra-app with ruby-pg, threads, interrupts, fork, rotation;
+# tls_test.rb: verify-full for Azure names. (active_record_test.rb and recovery_test.rb need
+# ActiveRecord, which the root does not have; the x86_64 suite runs them.)
+cat > "$arm_root$rb/run.rb" <<EOF
+abort "arm64: Ruby is #{RbConfig::CONFIG["arch"]}" unless RbConfig::CONFIG["arch"] == "aarch64-linux-gnu"
+%w[core_test pg_test tls_test].each { |t| require "$rb/ruby/test/#{t}" }
+ext = \$LOADED_FEATURES.grep(/pgentra_ext/)
+abort "arm64: loaded #{ext}, not the aarch64 extension" unless ext == ["$rb/ruby/lib/pgentra/pgentra_ext.so"]
+EOF
+in_root sh -c "cd '$rb' && exec ruby -I'$rb/ruby/lib' -I'$rb/ruby/test' '$rb/run.rb'"
+
+php_ext="$repo/dist/php/linux-aarch64/pgentra.so"
+[ -f "$php_ext" ] || fail "no $php_ext: run scripts/build-platforms.sh (make build does)"
+echo "== arm64: PHP extension with Debian arm64's PHP $(in_root php -r 'echo PHP_VERSION;') and pgsql"
+[ "$(file_arch "$php_ext")" = AArch64 ] || fail "$php_ext is not AArch64"
+install -m 0755 "$php_ext" "$arm_root/tmp/pgentra-php.so"
+# php/tests (PHPUnit): the conformance vectors byte for byte (VectorsTest), tokens and a
+# passwordless login as pgentra-app with pgsql and PDO, recovery, TLS policy, fork. LaravelTest
+# skips itself: the root has no Laravel.
+in_root sh -c "cd '$repo' && PGENTRA_PHP_EXTENSION=/tmp/pgentra-php.so exec php -d extension=/tmp/pgentra-php.so \
+  -r 'foreach ([\"pgentra\", \"pgsql\", \"pdo_pgsql\"] as \$e) if (!extension_loaded(\$e)) { fwrite(STDERR, \"no \$e\\n\"); exit(1); }'"
+in_root sh -c "cd '$repo' && PGENTRA_PHP_EXTENSION=/tmp/pgentra-php.so exec php -d extension=/tmp/pgentra-php.so \
+  /usr/bin/phpunit --configuration php/phpunit.xml"
 
 addon="$repo/node/pgentra.linux-arm64-gnu.node"
 if [ -f "$addon" ]; then

@@ -3,9 +3,10 @@
 # with readelf (no network, nothing run): each one's machine; the shared libraries it needs
 # (only the C library of its kind: glibc's, or musl's libc alone); its glibc floor (2.17, as
 # manylinux2014 promises) or no glibc symbol at all (musl); the entry points its host looks up;
-# and that the packages carry them. The arm64 set (make build) must be there; the musl set
-# (make build-platforms-all) is checked where it was built and reported as skipped where not.
-# The musl artifacts are not run here (no musl system on this machine); test-arm64 runs the arm64 ones.
+# and that the packages carry them. The arm64 set and the static musl CLIs (make build) must be
+# there; the musl wheels and addons (make build-platforms-all) are checked where built and
+# reported as skipped where not. Those are not run here (no musl Python or Node.js on this
+# machine); test-arm64 runs the arm64 ones, test-musl the static musl CLIs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -107,6 +108,11 @@ else
   bad "libpgentra.a aarch64" "missing ($a64/libpgentra.a)"
 fi
 
+# The Ruby and PHP extensions for aarch64 (cross-built against the arm64 root's Ruby and PHP):
+# the entry point each interpreter looks up; no libruby, no libphp (the interpreter provides them).
+check "Ruby extension aarch64" "$dist/ruby/linux-aarch64/pgentra_ext.so" AArch64 gnu Init_pgentra_ext
+check "PHP extension aarch64" "$dist/php/linux-aarch64/pgentra.so" AArch64 gnu get_module
+
 # The Java binding's JNI library for aarch64, and the jar that carries it (java/build.sh).
 jni="$repo/java/pgentra/native/META-INF/native/linux-aarch64/libpgentra_jni.so"
 check "JNI library linux-aarch64" "$jni" AArch64 gnu Java_io_pgentra_Native_open
@@ -131,7 +137,21 @@ else
   bad "sdist" "missing ($sdist)"
 fi
 
-# musl (make build-platforms-all): built and checked, not run here.
+# The static musl CLIs (make build): no loader, no shared library, no glibc symbol (they run
+# here: make test-musl).
+check_static() { # NAME FILE MACHINE
+  [ -f "$2" ] || { bad "$1" "missing ($2)"; return; }
+  local m; m=$(machine "$2")
+  [ "$m" = "$3" ] || { bad "$1" "machine is '$m', not '$3'"; return; }
+  ! readelf -l "$2" | grep -q 'Requesting program interpreter' || { bad "$1" "asks for a program interpreter"; return; }
+  [ -z "$(needed "$2")" ] || { bad "$1" "needs $(needed "$2")"; return; }
+  [ -z "$(glibc_floor "$2")" ] || { bad "$1" "needs GLIBC_$(glibc_floor "$2")"; return; }
+  ok "$1: $m, static (no loader, no shared library, no glibc symbol)"
+}
+check_static "CLI x86_64 musl" "$target/x86_64-unknown-linux-musl/release/pgentra" "Advanced Micro Devices X86-64"
+check_static "CLI aarch64 musl" "$target/aarch64-unknown-linux-musl/release/pgentra" AArch64
+
+# musl wheels and addons (make build-platforms-all): built and checked, not run here.
 check_wheel musllinux_1_2_x86_64 "Advanced Micro Devices X86-64" musl
 check_wheel musllinux_1_2_aarch64 AArch64 musl
 check_addon linux-x64-musl "Advanced Micro Devices X86-64" musl
