@@ -33,26 +33,9 @@ cd "$root"
 
 took() { echo "build-platforms: $1 took $(( SECONDS - $2 )) s"; }
 
-maturin_bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/maturin"
+# shellcheck source=scripts/zig-env.sh
+. "$here/zig-env.sh"
 [ -x "$maturin_bin" ] || { echo "build-platforms: maturin's executable is not at $maturin_bin" >&2; exit 1; }
-zig_dir="$target_dir/zig"
-
-# use_zig TRIPLE ZIG_TARGET: cargo's linker and cc-rs's C compiler, archiver and ranlib for
-# TRIPLE are zig's, for ZIG_TARGET (e.g. aarch64-linux-gnu.2.17: glibc 2.17 as the floor).
-use_zig() {
-  local triple=$1 zt=$2 up low tool
-  up=$(tr 'a-z-' 'A-Z_' <<<"$triple"); low=${triple//-/_}
-  mkdir -p "$zig_dir"
-  for tool in cc c++; do
-    printf '#!/bin/sh\nexec "%s" zig %s -- -g -fno-sanitize=all -target %s "$@"\n' "$maturin_bin" "$tool" "$zt" > "$zig_dir/$tool-$triple"
-  done
-  for tool in ar ranlib; do
-    printf '#!/bin/sh\nexec "%s" zig %s -- "$@"\n' "$maturin_bin" "$tool" > "$zig_dir/$tool"
-  done
-  chmod 0755 "$zig_dir"/*
-  export "CARGO_TARGET_${up}_LINKER=$zig_dir/cc-$triple" "CC_$low=$zig_dir/cc-$triple" \
-    "CXX_$low=$zig_dir/c++-$triple" "AR_$low=$zig_dir/ar" "RANLIB_$low=$zig_dir/ranlib"
-}
 
 # wheel TRIPLE COMPATIBILITY: one abi3 wheel into dist/python (replacing the same platform's).
 wheel() {

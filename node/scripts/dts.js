@@ -5,7 +5,7 @@
 // NAPI_TYPE_DEF_TMP_FOLDER is set; this script runs `cargo check` (dev profile, metadata only)
 // with it set, then renders them with @napi-rs/cli's generateTypeDef, as `napi build --dts`
 // does. Checking, not building, keeps the variable away from the release build of the addon
-// (`cargo build --release -p pgentra-node` in build.sh), which other workspace builds share: a
+// (`cargo build --release --target x86_64-unknown-linux-gnu -p pgentra-node` in build.sh), which other workspace builds share: a
 // variable that differs between builds would make cargo recompile the addon each time.
 //
 //   node scripts/dts.js --check   fail if the committed index.d.ts differs from a fresh generation

@@ -7,12 +7,13 @@ here is specific to one block.
 import glob
 import os
 import re
+import shutil
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # Languages whose recipe builds and runs the program the runner wrote (app.c, App.java,
 # App.cs), so it runs once per block; the others install once and their blocks reuse the folder.
 PER_BLOCK_RECIPE = {"c", "java", "csharp"}
-RECIPE_LANGS = {"python", "node", "ruby", "php", "go"} | PER_BLOCK_RECIPE
+RECIPE_LANGS = {"python", "node", "ruby", "php", "go", "rust"} | PER_BLOCK_RECIPE
 # .NET: no PostgreSQL driver for Mono on this machine (Npgsql is neither packaged nor reachable),
 # so a C# block is compiled with the recipe's mcs line and must run without an exception, and
 # the runner then logs in with the connection string the documented API renders.
@@ -172,6 +173,48 @@ def go(r, b):
     return r.run(["./app"], d, b)
 
 
+RUST_MAIN = """\
+async fn docs_block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+%s%s    Ok(())
+}
+
+fn main() {
+    // The block's `.await`s run on pgentra's own runtime (an application would use its own).
+    let rt = pgentra::runtime::runtime().expect("pgentra's runtime");
+    if let Err(e) = rt.block_on(docs_block()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+"""
+
+
+def rust(r, b):
+    """The block becomes the body of an async fn returning Result (so `?` and `.await` work as
+    in an application); if it declares `dsn`, the runner logs in with it through psql."""
+    d = r.recipe_folder("rust", b)
+    app = os.path.join(d, "app")
+    if not os.path.exists(os.path.join(app, "Cargo.lock")):
+        # No network here: the repository's lock file pins the versions, and its release profile
+        # lets cargo reuse the crates `make build` compiled (only pgentra itself is compiled
+        # again, for this crate's features). A user's machine fetches and compiles instead.
+        shutil.copy(os.path.join(ROOT, "Cargo.lock"), os.path.join(app, "Cargo.lock"))
+        with open(os.path.join(ROOT, "Cargo.toml"), encoding="utf-8") as f:
+            profile = re.search(r"^\[profile\.release\]\n(?:[^\[\n].*\n)*", f.read(), re.M)
+        with open(os.path.join(app, "Cargo.toml"), "a", encoding="utf-8") as f:
+            f.write("\n" + (profile.group(0) if profile else ""))
+    epi = ("    std::fs::write(\"dsn.txt\", &dsn)?;\n" if re.search(r"\blet\s+dsn\b", b.text) else "")
+    _write(os.path.join(app, "src"), "main.rs", RUST_MAIN % (b.text, epi))
+    target = os.path.join(ROOT, "target")
+    env = dict(r.env, CARGO_TARGET_DIR=target)
+    r.run(["cargo", "build", "--release", "--offline", "--quiet"], app, b, timeout=900, env=env)
+    out = r.run([os.path.join(target, "release", "app")], app, b)
+    if not epi:
+        return out
+    who = r.sh('psql -X -A -t -c "select current_user" "$(cat dsn.txt)"', app, b)   # the token is never printed
+    return f"{out}{CURRENT_USER} {who.strip()}\n"
+
+
 def c(r, b):
     """The block becomes main()'s body; PQconnectdb is wrapped to print current_user."""
     d = r.user_folder("c")
@@ -250,4 +293,4 @@ def _err():
 
 
 RUNNERS = {"python": python, "js": js, "php": php, "ruby": ruby, "go": go, "c": c, "java": java,
-           "csharp": csharp}
+           "csharp": csharp, "rust": rust}

@@ -82,6 +82,10 @@ check_addon() { # NAPI_TRIPLE MACHINE LIBC
   else bad "npm package has $1" "package/pgentra.$1.node is missing from $tgz or differs from node/ (run node/build.sh)"; fi
 }
 
+# Linux x86_64, glibc (make build): the wheel and the Node.js addon need glibc 2.17 at most.
+check_wheel manylinux2014_x86_64 "Advanced Micro Devices X86-64" gnu
+check_addon linux-x64-gnu "Advanced Micro Devices X86-64" gnu
+
 # Linux aarch64, glibc (make build).
 check_wheel manylinux2014_aarch64 AArch64 gnu
 check_addon linux-arm64-gnu AArch64 gnu
