@@ -87,6 +87,18 @@ pub fn reset() {
     clear_shared_cache();
 }
 
+/// Empties the harness's shared token cache folder when dropped (at the end of a test, even one
+/// that panics). For tests that make identity requests fail: the shared cache remembers a
+/// failure for every process of the user (3 s, or the service's Retry-After up to a minute), and
+/// the tests that follow must not meet it.
+pub struct ForgetFailures;
+
+impl Drop for ForgetFailures {
+    fn drop(&mut self) {
+        clear_shared_cache();
+    }
+}
+
 /// Remove the entries of the harness's shared token cache folder (`PGENTRA_CACHE_DIR`).
 pub fn clear_shared_cache() {
     let Ok(dir) = std::env::var("PGENTRA_CACHE_DIR") else { return };

@@ -203,6 +203,7 @@ fn a_token_is_never_sent_without_tls() {
 
 #[test]
 fn transient_failures_are_retried_500_then_429_then_200() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     reset();
     control("POST", "/control/faults", r#"[{"status":500},{"status":429,"retry_after":1}]"#);
     let c = conn(mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq(""))]));
@@ -214,6 +215,7 @@ fn transient_failures_are_retried_500_then_429_then_200() {
 
 #[test]
 fn dropped_connections_and_bad_json() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     reset();
     control("POST", "/control/faults", r#"[{"drop":true}]"#);
     let c = conn(mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq(""))]));
@@ -237,6 +239,7 @@ fn dropped_connections_and_bad_json() {
 
 #[test]
 fn the_deadline_bounds_retries() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     reset();
     control("POST", "/control/faults", &format!("[{}]", vec![r#"{"status":503}"#; 40].join(",")));
     let vars = mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq("")), ("PGENTRA_TIMEOUT", "2")]);

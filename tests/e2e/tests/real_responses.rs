@@ -23,6 +23,7 @@ fn fault_body(status: u16, body: &str) -> String {
 
 #[test]
 fn imds_saying_no_identity_here_lets_the_chain_reach_az() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     let imds_400 = r#"{"error":"invalid_request","error_description":"Identity not found"}"#;
     let docker_403 = r#"{"error":"unreachable","error_description":"connecting to 169.254.169.254:80: connecting to 169.254.169.254:80: dial tcp 169.254.169.254:80: connectex: A socket operation was attempted to an unreachable network."}"#;
     for (status, body) in [(400, imds_400), (403, docker_403), (200, "<html>not a token</html>"), (200, r#"{"token_type":"Bearer"}"#)] {
@@ -50,6 +51,7 @@ fn imds_saying_no_identity_here_lets_the_chain_reach_az() {
 
 #[test]
 fn every_expires_on_form_the_services_send() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     let now = pgentra::identity::now_unix();
     // App Service's older date forms (a date in the past is an expired token: the date must be
     // read as a date, and then refused as expired, not as "missing").
@@ -101,6 +103,7 @@ fn every_expires_on_form_the_services_send() {
 /// (`expires_in`, or `expires_on` against its `Date` header), never from ours (issue #14, item 3).
 #[test]
 fn a_host_clock_ten_minutes_off_changes_nothing() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     let tok = control("GET", "/control/mint?identity=system&resource=https%3A%2F%2Fossrdbms-aad.database.windows.net", "");
     let access = serde_json::from_str::<serde_json::Value>(&tok).unwrap()["accessToken"].as_str().unwrap().to_string();
     let now = pgentra::identity::now_unix();
@@ -120,6 +123,7 @@ fn a_host_clock_ten_minutes_off_changes_nothing() {
 
 #[test]
 fn retry_after_as_an_http_date_is_honoured() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     reset();
     let c = conn(mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq("")), ("PGENTRA_TIMEOUT", "10")]));
     // A date two seconds ahead (HTTP dates have one-second resolution).
@@ -152,6 +156,7 @@ fn httpdate(unix: i64) -> String {
 /// An `az` that hangs is killed when the deadline passes (issue #14, item 6), not left running.
 #[test]
 fn a_hanging_az_is_killed_at_the_deadline() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     let pidfile = format!("{}/az.pid", h("PGENTRA_TEST_DIR"));
     let _ = std::fs::remove_file(&pidfile);
     std::env::set_var("PGENTRA_FAKE_AZ_SLEEP", "60");

@@ -69,6 +69,7 @@ fn assert_redirect_refused(vars: HashMap<String, String>, status: u16, counter: 
 
 #[test]
 fn app_service_redirects_are_not_followed() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     for status in [307, 302, 308, 301] {
         assert_redirect_refused(mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq(""))]), status, "msi_requests");
     }
@@ -76,6 +77,7 @@ fn app_service_redirects_are_not_followed() {
 
 #[test]
 fn imds_redirects_are_not_followed() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     let vars = env(&[
         ("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq("")),
         ("PGENTRA_IMDS_ENDPOINT", &h("PGENTRA_EMULATOR_HTTP")),
@@ -86,6 +88,7 @@ fn imds_redirects_are_not_followed() {
 
 #[test]
 fn entra_redirects_carry_no_secret_assertion_or_federated_token() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     let authority = h("AZURE_AUTHORITY_HOST");
     let base = [("AZURE_POSTGRESQL_CONNECTIONSTRING", libpq("user=pgentra-sp")), ("AZURE_AUTHORITY_HOST", authority), ("AZURE_TENANT_ID", TENANT.to_string())];
     let with = |extra: &[(&str, &str)]| {
@@ -213,6 +216,7 @@ fn a_lower_sslmode_never_replaces_a_higher_one_on_any_path() {
 
 #[test]
 fn a_redirect_error_and_a_tls_refusal_contain_no_secret() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     // The CLI with logs on: the redirect's error names the host only.
     reset();
     let cap = Capture::start();

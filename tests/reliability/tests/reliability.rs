@@ -59,6 +59,7 @@ fn case(name: &'static str, faults: &str, error: Option<(ErrorKind, &'static str
 
 #[test]
 fn fault_matrix_on_the_app_service_endpoint() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     let transient = |name, status: u16| case(name, &format!(r#"[{{"status":{status}}}]"#), None, Some(2));
     let mut cases = vec![
         transient("500", 500),
@@ -117,6 +118,7 @@ fn fault_matrix_on_the_app_service_endpoint() {
 
 #[test]
 fn imds_410_and_404_are_retried_as_microsoft_advises() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     reset();
     faults(r#"[{"status":410},{"status":404},{"status":500}]"#);
     let c = conn(env(&[
@@ -142,6 +144,7 @@ fn imds_410_and_404_are_retried_as_microsoft_advises() {
 
 #[test]
 fn entra_transient_faults_are_retried_and_permanent_ones_are_not() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     let sp = |timeout: &str| {
         env(&[
             ("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq("user=aad_pgentra_sp")),
@@ -167,6 +170,7 @@ fn entra_transient_faults_are_retried_and_permanent_ones_are_not() {
 
 #[test]
 fn refresh_ahead_runs_in_the_background_and_a_failed_refresh_serves_the_valid_token() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     reset();
     // The first token says: refresh after 1 s.
     faults(r#"[{"refresh_in":1}]"#);
@@ -222,6 +226,7 @@ fn refresh_ahead_runs_in_the_background_and_a_failed_refresh_serves_the_valid_to
 
 #[test]
 fn a_thousand_concurrent_callers_make_one_request() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     reset();
     faults(r#"[{"delay_ms":100}]"#);
     let c = conn(mi("10"));
@@ -326,6 +331,7 @@ fn fork_under_load() {
 /// identity header, private key or federated token appears where it should not.
 #[test]
 fn no_secret_in_any_error_or_debug_log() {
+    let _forget = ForgetFailures; // this test makes identity requests fail
     let secret_pw = "static pw;'\"\\@/?#%";
     let cert_key = std::fs::read_to_string(h("PGENTRA_TEST_CERT")).unwrap();
     let key_line = cert_key.lines().find(|l| !l.starts_with("-----") && l.len() > 40).unwrap().to_string();
