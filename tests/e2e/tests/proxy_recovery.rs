@@ -12,8 +12,9 @@ const PG_RESOURCE: &str = "https%3A%2F%2Fossrdbms-aad.database.windows.net";
 /// the proxy has cached after its first session).
 fn handed_out() -> String {
     let answer = control("GET", &format!("/control/current?identity=system&resource={PG_RESOURCE}"), "");
-    let v: serde_json::Value = serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
-    v["accessToken"].as_str().unwrap_or_else(|| panic!("no accessToken in {answer}")).to_string()
+    // (The answer holds a token: a failure message never quotes it.)
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap_or_else(|e| panic!("/control/current: not JSON ({e})"));
+    v["accessToken"].as_str().unwrap_or_else(|| panic!("/control/current: no accessToken")).to_string()
 }
 
 #[test]
