@@ -547,3 +547,27 @@ fn a_failure_is_shared_by_the_processes_that_waited_for_it_and_those_that_follow
     token(&v);
     assert_eq!(msi(), 2);
 }
+
+/// Two connectors of one process share the remembered failure through the folder as two
+/// processes do, and `invalidate()` forgets it for everyone: the next connector asks again.
+#[test]
+fn invalidate_forgets_a_shared_failure() {
+    let _forget = ForgetFailures;
+    if std::env::var("PGENTRA_SHARED_CACHE").as_deref() != Ok("1") {
+        eprintln!("skipped: needs PGENTRA_SHARED_CACHE=1 (make test-rust sets it)");
+        return;
+    }
+    reset();
+    control("POST", "/control/faults", r#"[{"status": 429, "retry_after": 30}]"#);
+    let v = mi_env(&[("AZURE_POSTGRESQL_CONNECTIONSTRING", &libpq("")), ("PGENTRA_TIMEOUT", "5")]);
+    let conn = || pgentra::Connector::with_env(pgentra::Options::default(), &v).expect("connector");
+    assert!(conn().token().is_err());
+    assert_eq!(msi(), 1);
+    let second = conn();
+    let e = second.token().expect_err("the remembered failure");
+    assert!(e.message().contains("another process's request"), "{}", e.message());
+    assert_eq!(msi(), 1);
+    second.invalidate();
+    assert!(conn().token().is_ok(), "after invalidate() the next connector asks again");
+    assert_eq!(msi(), 2);
+}
