@@ -7,7 +7,7 @@ HARNESS := tests/harness/with-harness.sh
 # own tool chains (maturin, napi, ...).
 SEL := --workspace $(foreach b,$(wildcard bindings/*/Cargo.toml),--exclude pgentra-$(notdir $(patsubst %/,%,$(dir $(b)))))
 
-.PHONY: all deps build-core build-platforms build-platforms-all build demo test test-arm64 test-musl test-platforms test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java test-servers test-docs bench clean
+.PHONY: all deps build-core build-platforms build demo test test-arm64 test-musl test-platforms test-rust test-reliability test-oracle test-c test-python test-node test-php test-ruby test-go test-dotnet test-java test-servers test-docs bench clean
 
 all: build
 
@@ -29,19 +29,13 @@ build-core:
 # Linux aarch64 (glibc 2.17+): the wheel, the CLI, libpgentra.so/.a, the Node.js addon, the JNI
 # library for the jar, the Ruby and PHP extensions (cross-compiled against the arm64 root's Ruby
 # and PHP); the sdist. The CLI for musl (x86_64 and aarch64), linked statically, which runs here
-# (test-musl). Needs the network the first time (Rust targets, zig, the arm64 Debian root):
-# scripts/platforms-deps.sh. Before node/build.sh and java/build.sh, which pack the addon and
-# the JNI library.
+# (test-musl). musl (Alpine) x86_64 and aarch64: the wheels and the Node.js addons (the addons
+# run in test-musl, in a minimal musl system). Needs the network the first time (Rust targets,
+# zig, the arm64 Debian root, the musl systems): scripts/platforms-deps.sh. Before node/build.sh
+# and java/build.sh, which pack the addons and the JNI library.
 build-platforms:
 	scripts/platforms-deps.sh
-	scripts/build-platforms.sh arm64 musl-cli
-
-# Also musl (Alpine) x86_64 and aarch64: wheels and Node.js addons, then the npm package again
-# with every addon. Not part of `make build` (see README, Platforms: the clean-machine time);
-# they cannot run here (no musl Python or Node.js); `make test-platforms` checks whatever was built.
-build-platforms-all: build-platforms
-	scripts/build-platforms.sh musl
-	node/build.sh
+	scripts/build-platforms.sh arm64 musl-cli musl
 
 build: deps build-core build-platforms
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build -s none -O
@@ -110,7 +104,7 @@ test-java:
 	java/test.sh
 
 # The cross-built artifacts, checked with readelf (machine, C library, glibc floor, exported
-# symbols): run here only as far as test-arm64 goes (the musl ones were not run here).
+# symbols); test-arm64 and test-musl run them (all but the musl wheels: no musl Python here).
 test-platforms:
 	tests/platforms/check.sh
 
@@ -121,8 +115,11 @@ test-arm64:
 	tests/arm64/run.sh
 
 # The static musl CLIs: x86_64 as it is, aarch64 under qemu-user (tests/e2e's vectors and CLI test).
+# The musl Node.js addons in a minimal musl system (musl 1.2.5, Node.js for musl; no glibc),
+# aarch64 under qemu-user: node-postgres, TLS, the conformance vectors.
 test-musl:
 	tests/platforms/musl-cli.sh
+	tests/platforms/musl-node.sh
 
 # .NET over the C ABI, compiled and run with Mono; ADO.NET output read by DbConnectionStringBuilder.
 test-dotnet:

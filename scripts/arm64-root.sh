@@ -7,6 +7,7 @@
 # and is reused while it is complete (a stamp file names the packages it was made with); it is
 # made anew when missing or incomplete. Prints its path on the last line.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 root=${PGENTRA_ARM64_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/pgentra/arm64-root}
 # What the suite runs inside: Python with psycopg2, SQLAlchemy and pytest (the wheel), pip (installs the
 # wheel, checking its platform tag), psql (the CLI's `exec -- psql`), Node.js (the addon),
@@ -76,11 +77,7 @@ if [ -f "$stamp" ] && [ -x "$root/usr/bin/python3" ]; then
 fi
 
 # The Debian mirror this machine's apt uses (the first one that serves the suite).
-mirror=$(
-  { cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ {print $2}' || true
-    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; break}}' || true
-  } | grep -v -- '-security' | grep '/debian/*$' | head -n1 || true)
-[ -n "$mirror" ] || { echo "arm64-root: no Debian mirror found in /etc/apt/sources.list*" >&2; exit 1; }
+mirror=$("$here/debian-mirror.sh")
 
 # A partial or older root: make it anew (never mounted anywhere: the suite's mounts live in the
 # test namespace only).

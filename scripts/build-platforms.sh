@@ -11,7 +11,7 @@
 #            sdist dist/python/pgentra-<v>.tar.gz.
 #   musl-cli (`make build-platforms`) the CLI for musl libc, x86_64 and aarch64, linked
 #            statically: target/{x86_64,aarch64}-unknown-linux-musl/release/pgentra.
-#   musl   (`make build-platforms-all`) musl libc (Alpine), x86_64 and aarch64:
+#   musl   (`make build-platforms`) musl libc (Alpine), x86_64 and aarch64:
 #            dist/python/pgentra-<v>-cp39-abi3-musllinux_1_2_{x86_64,aarch64}.whl,
 #            node/pgentra.linux-{x64,arm64}-musl.node.
 # Every target has its own folder under cargo's target folder, so each build is incremental; and

@@ -36,23 +36,11 @@ wheel=$(ls -1t "$repo"/dist/python/pgentra-*-*manylinux2014_aarch64*.whl 2>/dev/
 cli="$target/$triple/release/pgentra"
 [ -x "$cli" ] || fail "no aarch64 CLI at $cli: run scripts/build-platforms.sh (make build does)"
 
-# The root sees: /proc, /dev, the repository at the same path (tests write fixtures there), the harness's folder
-# at the same path (certificates, token cache), this namespace's /etc/hosts, a fresh /tmp.
-mounts=()
-bind() { # bind SRC DST [ro]
-  if [ -d "$1" ]; then mkdir -p "$2"; else [ -e "$2" ] || touch "$2"; fi
-  mount --rbind "$1" "$2"
-  mounts=("$2" "${mounts[@]}")
-  [ "${3:-}" != ro ] || mount -o remount,bind,ro "$2"
-}
-cleanup() { for m in "${mounts[@]}"; do umount -l "$m" 2>/dev/null || true; done; }
-trap cleanup EXIT
-mount -t proc proc "$arm_root/proc"; mounts=("$arm_root/proc" "${mounts[@]}")
-bind /dev "$arm_root/dev"
-mount -t tmpfs -o mode=1777 tmpfs "$arm_root/tmp"; mounts=("$arm_root/tmp" "${mounts[@]}")
-bind "$repo" "$arm_root$repo"
-bind "$PGENTRA_TEST_DIR" "$arm_root$PGENTRA_TEST_DIR"
-bind /etc/hosts "$arm_root/etc/hosts" ro
+# The root sees /proc, /dev, a fresh /tmp, the repository and the harness's folder at the same
+# paths, and this namespace's /etc/hosts (tests/platforms/chroot.sh).
+# shellcheck source=tests/platforms/chroot.sh
+. "$repo/tests/platforms/chroot.sh"
+root_mounts "$arm_root"
 
 # Run a command in the root: its own PATH, the harness's variables.
 in_root() { chroot "$arm_root" /usr/bin/env PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
@@ -117,8 +105,7 @@ addon="$repo/node/pgentra.linux-arm64-gnu.node"
 if [ -f "$addon" ]; then
   echo "== arm64: Node.js addon linux-arm64-gnu with Debian arm64's Node.js $(in_root node --version)"
   [ "$(file_arch "$addon")" = AArch64 ] || fail "$addon is not AArch64"
-  # Emulated, a cached getToken() takes about 0.13 ms instead of under 0.1 (pg.test.js's bound).
-  in_root sh -c "cd '$repo/node' && PGENTRA_TEST_TIME_SCALE=10 exec node --test test/unit.test.js test/pg.test.js"
+  in_root sh -c "cd '$repo/node' && exec node --test test/unit.test.js test/pg.test.js"
 else
   fail "no $addon: run scripts/build-platforms.sh (make build does)"
 fi

@@ -15,7 +15,7 @@ target=${CARGO_TARGET_DIR:-$repo/target}
 fail() { echo "musl: $*" >&2; exit 1; }
 for triple in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
   cli="$target/$triple/release/pgentra"
-  [ -x "$cli" ] || fail "no $cli: run scripts/build-platforms.sh musl (make build does)"
+  [ -x "$cli" ] || fail "no $cli: run scripts/build-platforms.sh musl-cli (make build does)"
   # Static, so nothing of this machine's C library is used (test-platforms checks more).
   ! readelf -l "$cli" | grep -q 'Requesting program interpreter' || fail "$cli asks for a program interpreter (not static)"
   if [ "$triple" = aarch64-unknown-linux-musl ]; then
