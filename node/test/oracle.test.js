@@ -142,3 +142,21 @@ describe("Sequelize 6.37.8: exact but for database names pgentra percent-encodes
     });
   }
 });
+
+describe('the libpq keyword/value format was never meant for these URL parsers', () => {
+  // pgentra's default format is libpq; for a JavaScript driver's connectionString use { format: 'uri' }.
+  // node-postgres does not refuse it: pg-connection-string reads it as a URL relative to
+  // postgres://base, i.e. host 'base', no user, and the whole string (password included) as the
+  // database name. postgres.js refuses it (new URL throws "Invalid URL", or decodeURIComponent
+  // "URI malformed" where a value holds a '%' that starts no escape).
+  const parse = parsers['node-postgres (pg-connection-string 2.14.1)'];
+  for (const v of vectors) {
+    test(v.name, () => {
+      const s = v.rendered.libpq;
+      const c = parse(s);
+      assert.deepEqual([c.host, c.user, c.password], ['base', '', '']);
+      assert.ok(c.database.startsWith(`host=${v.params.host} port=${v.params.port} dbname=`), 'the string read as the database name');
+      assert.throws(() => postgres(s), (e) => (e.code === 'ERR_INVALID_URL' || e instanceof URIError) && !e.message.includes(s));
+    });
+  }
+});

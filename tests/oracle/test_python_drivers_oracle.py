@@ -88,3 +88,25 @@ def test_asyncpg_dsn_parser(case):
 def test_psycopg3_conninfo_to_dict(case, fmt):
     got = conninfo_to_dict(case["rendered"][fmt])
     assert got == {k: (str(v) if k == "port" else v) for k, v in case["params"].items()}
+
+
+@pytest.mark.parametrize("case", VECTORS, ids=IDS)
+def test_the_libpq_format_is_refused_by_the_url_only_parsers(case):
+    # SQLAlchemy and asyncpg take URLs only: given the libpq keyword/value format they refuse it
+    # (rather than mis-read it) with a message that does not quote the string (it holds the password).
+    from asyncpg.exceptions import ClientConfigurationError
+    from sqlalchemy.exc import ArgumentError
+
+    s = case["rendered"]["libpq"]
+    with pytest.raises(ArgumentError) as e:
+        make_url(s)
+    assert s not in str(e.value) and case["params"]["password"] not in str(e.value)
+    # asyncpg parses a query (from the first '?' to a '#') strictly before it checks the scheme:
+    # a query field without '=' gives a ValueError that quotes the field, which can be the end of
+    # a password (password=ab?secret as the last key gives "bad query field: 'secret'").
+    query = s.split("?", 1)[1].split("#")[0] if "?" in s else ""
+    bad = [f for f in query.split("&") if f and "=" not in f]
+    with pytest.raises(ValueError if bad else ClientConfigurationError) as e:
+        asyncpg_parse(s)
+    assert s not in str(e.value)
+    assert str(e.value) == f"bad query field: {bad[0]!r}" if bad else "scheme" in str(e.value)
