@@ -12,7 +12,8 @@ import (
 
 // Go's drivers do not use libpq: pgx (pgconn.ParseConfig) and lib/pq (pq.NewConfig) each have a
 // keyword/value parser and a URL parser of their own. Each reads every conformance vector's
-// `libpq` and `uri` rendering back to the vector's params. Parsing only: no database.
+// `libpq` and `uri` rendering back to the vector's params (go.mod: pgx v5.13.0, lib/pq v1.12.3).
+// Parsing only: no database.
 
 type readBack struct {
 	Host, DBName, User, Password, SSLMode string
