@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# node/test.sh: install the test dependencies (pg, sequelize, pg-hstore, knex, typescript, ...),
+# node/test.sh: install the test dependencies (pg, sequelize, pg-hstore, knex, postgres, typescript, ...),
 # then run `node --test node/test/` against the private PostgreSQL and the identity emulator.
 # Outside the harness it installs what is missing and re-runs itself under
 # tests/harness/with-harness.sh (loopback-only network namespace); inside the harness (no
@@ -10,7 +10,7 @@ root=$(cd "$here/.." && pwd)
 cd "$here"
 
 deps_ok() {
-  node -e "for (const m of ['pg', 'sequelize', 'pg-hstore', 'knex', 'typescript', '@napi-rs/cli', '@types/pg', '@types/node/package.json']) require.resolve(m)" >/dev/null 2>&1
+  node -e "for (const m of ['pg', 'sequelize', 'pg-hstore', 'knex', 'typescript', '@napi-rs/cli', '@types/pg', '@types/node/package.json', 'postgres']) require.resolve(m)" >/dev/null 2>&1
 }
 if ! deps_ok; then
   if [ "${PGENTRA_IN_NETNS:-}" = 1 ]; then

@@ -1,5 +1,6 @@
 """libpq itself (through psycopg2's parse_dsn, i.e. PQconninfoParse) and a POSIX shell read
-what pgentra renders back to the same values: tests/vectors/render.json."""
+what pgentra renders back to the same values: tests/vectors/render.json. libpq also reads the PDO
+DSN as PHP's pdo_pgsql hands it over."""
 import json
 import pathlib
 import subprocess
@@ -35,3 +36,23 @@ def test_shell_quoting(case):
 @pytest.mark.parametrize("case", VECTORS, ids=[c["name"] for c in VECTORS])
 def test_json(case):
     assert json.loads(case["rendered"]["json"]) == case["params"]
+
+
+@pytest.mark.parametrize("case", VECTORS, ids=[c["name"] for c in VECTORS])
+def test_pdo_pgsql_hands_libpq_what_is_meant(case):
+    # PHP's pdo_pgsql strips "pgsql:", turns every ';' into a space and gives the rest to
+    # PQconnectdb (php.net, PDO_PGSQL DSN). Quoting cannot protect a ';' in a value from that, so
+    # a vector whose values hold ';' has no PDO rendering (null), and any string libpq would read
+    # right (its libpq rendering, say) is mis-read once the ';' are spaces.
+    pdo = case["rendered"]["pdo"]
+    want = expected(case["params"])
+    if pdo is None:
+        assert any(";" in str(v) for v in want.values())
+        try:
+            got = psycopg2.extensions.parse_dsn(case["rendered"]["libpq"].replace(";", " "))
+        except psycopg2.ProgrammingError:
+            return
+        assert got != want
+        return
+    assert pdo.startswith("pgsql:")
+    assert psycopg2.extensions.parse_dsn(pdo[len("pgsql:"):].replace(";", " ")) == want
