@@ -387,6 +387,11 @@ func (c *Connector) ConnectionStringContext(ctx context.Context, format Format) 
 		if err := ctx.Err(); err != nil {
 			return "", err
 		}
+		// Refused settings (a TLS policy error) before any identity request: rendered
+		// without a token, they carry the same check.
+		if _, err := c.SettingsString(format, ""); err != nil {
+			return "", err
+		}
 		if _, err := c.Token(ctx); err != nil {
 			var e *Error
 			// KindConfig: a configured password (no token at all) or a configuration error,

@@ -194,6 +194,17 @@ namespace PgEntra
             }
         }
 
+        /// <summary>The connection string in <paramref name="format"/> without a password or token,
+        /// and without waiting for one: the settings a driver's configuration keeps when each
+        /// connection gets its password separately. The TLS policy is applied as for
+        /// <see cref="ConnectionString"/>, so what it refuses is refused here, with no request.</summary>
+        public string SettingsString(Format format = Format.Libpq)
+        {
+            IntPtr s;
+            int rc = NativeMethods.pgentra_settings_string(Handle, (uint)format, IntPtr.Zero, out s);
+            return Take(rc, s);
+        }
+
         /// <summary>The database user: explicit, else configured, else from the token's claims
         /// (which may acquire a token).</summary>
         public string User()
@@ -307,6 +318,9 @@ namespace PgEntra
         public async Task<string> ConnectionStringAsync(Format format = Format.Libpq,
             CancellationToken cancellationToken = default(CancellationToken))
         {
+            // What the TLS policy refuses is refused before any identity request (the settings,
+            // rendered without a token, carry the same check).
+            SettingsString(format);
             try
             {
                 await TokenAsync(cancellationToken).ConfigureAwait(false);

@@ -64,6 +64,9 @@ namespace PgEntra
         internal static extern int pgentra_connection_string_with(ConnectorHandle connector, uint format, IntPtr overrides, out IntPtr connectionString);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int pgentra_settings_string(ConnectorHandle connector, uint format, IntPtr overrides, out IntPtr settings);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int pgentra_user(ConnectorHandle connector, out IntPtr user);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]

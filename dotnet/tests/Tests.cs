@@ -142,6 +142,26 @@ internal static partial class Tests
             }))
                 c.ConnectionString(Format.Libpq);
         });
+        Run("sslmode=disable with a token: refused before any identity request", () =>
+        {
+            using (Connector c = new Connector(new ConnectorOptions
+            {
+                ConnectionString = "host=127.0.0.1 port=1 dbname=d user=u sslmode=disable",
+                Credential = CredentialKind.ManagedIdentity,
+            }))
+            {
+                Exception e = null;
+                try { c.ConnectionStringAsync(Format.Libpq).Wait(); }
+                catch (AggregateException a) { e = a.InnerException; }
+                catch (Exception x) { e = x; }
+                Check("ConnectionStringAsync throws TlsPolicyException", e is TlsPolicyException, e == null ? "no exception" : e.GetType().Name);
+                e = null;
+                try { c.SettingsString(Format.Libpq); }
+                catch (Exception x) { e = x; }
+                Check("SettingsString throws TlsPolicyException", e is TlsPolicyException, e == null ? "no exception" : e.GetType().Name);
+                Check("no identity request", c.TokenRequests == 0, "TokenRequests = " + c.TokenRequests);
+            }
+        });
         Throws<PgEntraException>("NUL in a string: InvalidArgument naming the option", ErrorKind.InvalidArgument, "ConnectionString", () =>
         {
             new Connector(new ConnectorOptions { ConnectionString = "host=h\0 port=5432" }).Dispose();

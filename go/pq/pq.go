@@ -68,6 +68,11 @@ func (k *Connector) connect(ctx context.Context) (driver.Conn, string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
+	// What the core would refuse to send (a TLS policy error) is refused before any identity
+	// request: the settings, rendered without a token, carry the same check.
+	if _, err := k.c.SettingsString(pgentra.Libpq, ""); err != nil {
+		return nil, "", err
+	}
 	token, terr := k.c.Token(ctx) // the token the string below carries (secret mode: none)
 	if terr != nil {
 		var pe *pgentra.Error

@@ -134,6 +134,7 @@ func TestAWrongUserCostsAtMostTwoRequests(t *testing.T) {
 
 // Connect honours its context and reports pgentra's errors as *pgentra.Error.
 func TestConnectErrors(t *testing.T) {
+	h := harness.Require(t)
 	c, err := pgentra.New(pgentra.Options{
 		ConnectionString: "host=127.0.0.1 port=1 dbname=d user=u sslmode=disable",
 		Credential:       pgentra.CredentialManagedIdentity,
@@ -144,9 +145,22 @@ func TestConnectErrors(t *testing.T) {
 	defer c.Close()
 	db := sql.OpenDB(pq.NewConnector(c))
 	defer db.Close()
+	before := h.IdentityRequests(t)
 	err = db.Ping()
 	if !errors.Is(err, pgentra.ErrTLSPolicy) {
 		t.Fatalf("Ping: %v, want a TLS policy error", err)
+	}
+	// Refused before any identity request: a token that cannot leave is never fetched.
+	if _, err := c.ConnectionStringContext(context.Background(), pgentra.Libpq); !errors.Is(err, pgentra.ErrTLSPolicy) {
+		t.Fatalf("ConnectionStringContext: %v, want a TLS policy error", err)
+	}
+	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	if _, err := c.ConnectionStringContext(ctx, pgentra.Libpq); !errors.Is(err, pgentra.ErrTLSPolicy) {
+		t.Fatalf("ConnectionStringContext with a deadline: %v, want a TLS policy error", err)
+	}
+	if n := h.IdentityRequests(t) - before; n != 0 {
+		t.Fatalf("%d identity requests for connections the TLS policy refuses, want 0", n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
