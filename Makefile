@@ -52,7 +52,11 @@ demo: build-core
 # The harness keeps the shared token cache (issue #16) off for suites written for per-process
 # caches (they count identity requests per connector and queue emulator faults for the next
 # request). The Rust suites run with it on, as in production: their reset() empties the
-# harness's private folder, and tests/e2e/tests/shared_cache.rs tests the sharing itself.
+# harness's private folder, and tests/e2e/tests/shared_cache.rs tests the sharing itself. Each
+# language suite has a shared-cache test file (python/tests/test_shared_cache.py,
+# node/test/shared_cache.test.js, ruby/test/shared_cache_test.rb, php/tests/SharedCacheTest.php,
+# go/shared_cache_test.go, dotnet/tests/SharedCacheTests.cs, java's SharedCacheTest) that turns
+# sharing on for the worker processes it starts, each test with a private folder.
 SHARED = PGENTRA_SHARED_CACHE=1
 
 test: build

@@ -71,6 +71,7 @@ internal static partial class Tests
 
     private static int Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "--shared-cache-worker") return SharedCacheWorker();
         string vectorsPath = args.Length > 0 ? args[0] : Path.Combine("tests", "vectors", "render.json");
         Console.WriteLine("PgEntra " + Connector.Version + " on " + Environment.Version);
 
@@ -513,6 +514,8 @@ internal static partial class Tests
                 Check("the one request still fills the cache", token.Length > 100 && c.Token() == token);
             }
         });
+
+        SharedCache(emulator, dsn);
     }
 
     // The process's OS threads (Linux).

@@ -133,3 +133,44 @@ def configure_django() -> None:
         },
     )
     django.setup()
+
+
+def current_user_closing(conn) -> str:
+    """`select current_user` on a DB-API connection (or Django wrapper), then close it."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select current_user")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def fork_child(work) -> tuple:
+    """os.fork() a child that runs `work()` and reports the string it returns (or the error it
+    raised) through a pipe, never returning into pytest. Returns (pid, read end) for
+    child_output()."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(r)
+            os.write(w, work().encode())
+            code = 0
+        except BaseException as e:  # noqa: BLE001
+            os.write(w, f"error {e!r}".encode())
+        finally:
+            os._exit(code)
+    os.close(w)
+    return pid, r
+
+
+def child_output(pid: int, r: int) -> str:
+    """What a fork_child() child reported; it must have exited with 0."""
+    out = b""
+    while chunk := os.read(r, 4096):
+        out += chunk
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, out.decode()
+    return out.decode()

@@ -12,27 +12,17 @@ import itertools
 import pytest
 
 import pgentra
-from conftest import APP_ROLE, configure_django, identity_requests, libpq, needs_harness, revoke
+from conftest import APP_ROLE, configure_django, current_user_closing, identity_requests, libpq, needs_harness, revoke
 
 pytestmark = needs_harness
 
 _fresh = itertools.count(1)
 
 
-def _current_user(conn):
-    """`select current_user` on a DB-API connection (or Django wrapper), then close it."""
-    try:
-        with conn.cursor() as cur:
-            cur.execute("select current_user")
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
-
-
 def via_psycopg2(c):
     import pgentra.psycopg2
 
-    return _current_user(pgentra.psycopg2.connect(connector=c))
+    return current_user_closing(pgentra.psycopg2.connect(connector=c))
 
 
 def via_psycopg(c):
@@ -73,7 +63,7 @@ def via_sqlalchemy(c):
 def via_django(c):
     """Django builds its connector from DATABASES; `c` only names the configuration (a timeout
     of its own, the user) and is replaced by the engine's connector, which the test reads."""
-    return _current_user(_django_wrapper(c))
+    return current_user_closing(_django_wrapper(c))
 
 
 def _django_wrapper(c):

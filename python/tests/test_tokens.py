@@ -12,7 +12,7 @@ import pytest
 
 import pgentra
 import pgentra.psycopg2
-from conftest import APP_ROLE, SP, TENANT, UAMI, faults, libpq, needs_harness, reset, rotate, stats
+from conftest import APP_ROLE, SP, TENANT, UAMI, child_output, faults, fork_child, libpq, needs_harness, reset, rotate, stats
 
 pytestmark = needs_harness
 
@@ -245,39 +245,21 @@ def test_a_child_after_fork_gets_a_token_and_connects():
     c = fresh()
     parent_token = c.token()
     pgentra.token()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report through the pipe, never return into pytest
-        code = 1
-        try:
-            os.close(r)
-            assert c.token() == parent_token, "the inherited token"
-            c.invalidate()
-            tok = c.token()  # a new request from the child's own runtime
-            conn = psycopg2.connect(**c.conninfo())
-            user = current_user(conn)
-            conn.close()
-            conn = pgentra.psycopg2.connect()  # the default connector, inherited
-            user2 = current_user(conn)
-            conn.close()
-            got = asyncio.run(c.token_async())
-            os.write(w, f"{user} {user2} {tok == got} {c.token_requests}".encode())
-            code = 0
-        except BaseException as e:  # noqa: BLE001
-            os.write(w, f"error {e!r}".encode())
-        finally:
-            os._exit(code)
-    os.close(w)
-    out = b""
-    while True:
-        chunk = os.read(r, 4096)
-        if not chunk:
-            break
-        out += chunk
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    assert os.WEXITSTATUS(status) == 0, out.decode()
-    assert out.decode() == f"{APP_ROLE} {APP_ROLE} True 2"
+    def child() -> str:
+        assert c.token() == parent_token, "the inherited token"
+        c.invalidate()
+        tok = c.token()  # a new request from the child's own runtime
+        conn = psycopg2.connect(**c.conninfo())
+        user = current_user(conn)
+        conn.close()
+        conn = pgentra.psycopg2.connect()  # the default connector, inherited
+        user2 = current_user(conn)
+        conn.close()
+        got = asyncio.run(c.token_async())
+        return f"{user} {user2} {tok == got} {c.token_requests}"
+
+    out = child_output(*fork_child(child))
+    assert out == f"{APP_ROLE} {APP_ROLE} True 2"
     assert c.token() == parent_token and c.token_requests == 1, "the parent is untouched"
 
 

@@ -198,7 +198,8 @@ pub extern "system" fn Java_io_pgentra_Native_free<'c>(mut u: EnvUnowned<'c>, _c
         if handle != 0 {
             // SAFETY: see `connector`; this is the one release of `open`'s reference.
             let c = unsafe { Arc::from_raw(handle as usize as *const Connector) };
-            c.invalidate();
+            // This JVM's copy only: the shared entry is the user's other processes' too.
+            c.forget();
             drop(c);
         }
         Ok(())
@@ -221,6 +222,17 @@ fn secret_chars(env: &mut Env<'_>, chars: &JCharArray<'_>) -> Res<zeroize::Zeroi
     let mut buf = zeroize::Zeroizing::new(vec![0u16; chars.len(env)?]);
     chars.get_region(env, 0, &mut buf)?;
     Ok(zeroize::Zeroizing::new(String::from_utf16_lossy(&buf)))
+}
+
+/// `void forget(long handle)`: `PgEntra.close()` drops this JVM's token, never the shared entry
+/// or a failure remembered for the user's other processes (`Connector::forget`).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_pgentra_Native_forget<'c>(mut u: EnvUnowned<'c>, _c: JClass<'c>, handle: jlong) {
+    u.with_env(|_env| -> Res<()> {
+        connector(handle)?.forget();
+        Ok(())
+    })
+    .resolve::<ThrowPgEntra>()
 }
 
 /// `boolean invalidateIf(long handle, char[] rejected)`; a null array drops any cached token.

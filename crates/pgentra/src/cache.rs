@@ -244,6 +244,14 @@ impl TokenCache {
         }
     }
 
+    /// Drop this process's copy of the token and the last outcome, nothing else: the shared
+    /// entry and a failure remembered for the user's other processes stay (they are not done
+    /// with them). For a binding's `close()`.
+    pub fn forget(&self) {
+        self.current.store(None);
+        self.last.store(None);
+    }
+
     /// Drop the cached token only if it is `rejected` (compare-and-swap); the shared entry
     /// too, only if it still holds `rejected` (so refusals in many processes cause one new
     /// request).

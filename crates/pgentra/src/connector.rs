@@ -265,7 +265,18 @@ impl Connector {
         }
     }
 
-    /// Drop the cached token so that the next call acquires a new one.
+    /// Drop this connector's cached token (wiped once nothing holds it) and nothing else: the
+    /// token shared with the user's other processes, and a failure remembered for them, stay.
+    /// For a binding's `close()` or release, where [`invalidate`](Self::invalidate) would
+    /// remove the shared entry and make every process of the user ask again.
+    pub fn forget(&self) {
+        if let Some(c) = &self.inner.cache {
+            c.forget();
+        }
+    }
+
+    /// Drop the cached token so that the next call acquires a new one; the shared entry too
+    /// when it holds the same token, and a failure remembered for the other processes.
     pub fn invalidate(&self) {
         if let Some(c) = &self.inner.cache {
             c.invalidate();

@@ -104,6 +104,12 @@ func (e Env) Stats(t testing.TB) string {
 	return e.control(t, http.MethodGet, "/control/stats")
 }
 
+// Reset zeroes the emulator's counters and drops its queued faults.
+func (e Env) Reset(t testing.TB) {
+	t.Helper()
+	e.control(t, http.MethodPost, "/control/reset")
+}
+
 // Fault queues a fault (JSON, see the emulator's /control/faults) for the next identity request.
 func (e Env) Fault(t testing.TB, jsonFault string) {
 	t.Helper()

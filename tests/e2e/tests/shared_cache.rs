@@ -571,3 +571,29 @@ fn invalidate_forgets_a_shared_failure() {
     assert!(conn().token().is_ok(), "after invalidate() the next connector asks again");
     assert_eq!(msi(), 2);
 }
+
+/// A binding's close() (Java's `PgEntra.close()` and its Cleaner) calls `forget()`: this
+/// connector's token goes, the entry and a remembered failure stay for the other processes.
+/// (`invalidate()` there made every process of the user ask again: issue #16's point undone.)
+#[test]
+fn forget_drops_this_connectors_token_and_leaves_the_shared_entry_and_failure() {
+    let dir = folder("forget");
+    reset();
+    let cs = connectors(&dir, 1);
+    let t = cs[0].token().unwrap().expose().to_string();
+    cs[0].forget();
+    assert!(cs[0].try_token().is_none(), "this connector's copy is gone");
+    assert_eq!(connectors(&dir, 1)[0].token().unwrap().expose(), t, "another process reads the entry");
+    assert_eq!(cs[0].token().unwrap().expose(), t, "and so does this connector, again");
+    assert_eq!(msi(), 1);
+    // A failure remembered for the others stays too.
+    let dir = folder("forget-failure");
+    reset();
+    control("POST", "/control/faults", r#"[{"status": 429, "retry_after": 30}]"#);
+    let cs = connectors(&dir, 1);
+    assert!(cs[0].token().is_err());
+    cs[0].forget();
+    let e = connectors(&dir, 1)[0].token().expect_err("the remembered failure");
+    assert!(e.message().contains("another process's request"), "{}", e.message());
+    assert_eq!(msi(), 1);
+}

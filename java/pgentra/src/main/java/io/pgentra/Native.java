@@ -21,6 +21,8 @@ final class Native {
 
     static native char[] token(long handle);
 
+    static native void forget(long handle);
+
     static native boolean invalidateIf(long handle, char[] rejected);
 
     static native boolean connectFailed(long handle, char[] token, String sqlstate);

@@ -255,7 +255,10 @@ public final class PgEntra implements AutoCloseable {
         }
     }
 
-    /** Drops the cached token (if any), so that the next call acquires a new one. */
+    /**
+     * Drops the cached token (if any), and the shared entry when it holds the same token, so
+     * that the next call acquires a new one (after the server refused the token).
+     */
     public void invalidate() {
         try {
             Native.invalidateIf(handle(), null);
@@ -287,7 +290,11 @@ public final class PgEntra implements AutoCloseable {
         }
     }
 
-    /** Forgets the cached token; later calls throw {@link IllegalStateException}. Idempotent. */
+    /**
+     * Forgets this object's cached token; later calls throw {@link IllegalStateException}.
+     * Idempotent. The token shared with the user's other processes stays (see {@link #invalidate()}
+     * to drop that too).
+     */
     @Override
     public void close() {
         if (closed) {
@@ -296,7 +303,7 @@ public final class PgEntra implements AutoCloseable {
         closed = true;
         LIVE.remove(id);
         try {
-            Native.invalidateIf(handle, null);
+            Native.forget(handle);
         } finally {
             Reference.reachabilityFence(this);
         }
