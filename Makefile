@@ -109,8 +109,11 @@ test-java:
 
 # The cross-built artifacts, checked with readelf (machine, C library, glibc floor, exported
 # symbols); test-arm64 and test-musl run them (all but the musl wheels: no musl Python here).
+# The Python sdist builds a wheel from nothing but itself (offline), which passes the core and
+# token tests.
 test-platforms:
 	tests/platforms/check.sh
+	tests/platforms/sdist.sh
 
 # Linux arm64 under qemu in an arm64 Debian root: the aarch64 wheel with psycopg2, the aarch64
 # CLI (tests/e2e's vectors and CLI test), the Ruby extension with ruby-pg, the PHP extension with
