@@ -13,9 +13,10 @@ root=${PGENTRA_ARM64_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/pgentra/arm64-root}
 # wheel, checking its platform tag), psql (the CLI's `exec -- psql`), Node.js (the addon),
 # Ruby with ruby-pg and minitest, PHP with pgsql/pdo_pgsql and PHPUnit (the extensions),
 # a headless Java 17 runtime (the jar's JNI library; the tests' classes and their dependencies
-# come from the host's Maven build), ca-certificates.
+# come from the host's Maven build), curl (the harness's stand-in `az`, for the Java tests'
+# Azure CLI credential), ca-certificates.
 packages=(python3 python3-psycopg2 python3-sqlalchemy python3-pytest python3-pip postgresql-client nodejs ca-certificates
-  ruby ruby-pg ruby-minitest php8.2-cli php8.2-pgsql phpunit openjdk-17-jre-headless)
+  ruby ruby-pg ruby-minitest php8.2-cli php8.2-pgsql phpunit openjdk-17-jre-headless curl)
 # What the Ruby and PHP extensions are cross-compiled against on the host
 # (scripts/build-platforms.sh): Ruby's and PHP's headers and php-config (rbconfig.rb comes with
 # ruby), and the C library's headers for bindgen (the root is its sysroot). Only unpacked
