@@ -117,7 +117,9 @@ test-platforms:
 
 # Linux arm64 under qemu in an arm64 Debian root: the aarch64 wheel with psycopg2, the aarch64
 # CLI (tests/e2e's vectors and CLI test), the Ruby extension with ruby-pg, the PHP extension with
-# pgsql and PDO, the arm64 Node.js addon with node-postgres.
+# pgsql and PDO, the arm64 Node.js addon with node-postgres, the Java jar in Debian's arm64 JVM
+# (its linux-aarch64 JNI library; java/pgentra's JUnit tests with pgJDBC, run by the JUnit
+# Platform without Maven).
 test-arm64:
 	tests/arm64/run.sh
 

@@ -25,6 +25,11 @@ cd "$here"
 # HikariCP's other line.
 mvn -q -B -Dstyle.color=never package -Dtest='PgEntraTest,SpringFactoriesTest' -Dsurefire.failIfNoSpecifiedTests=false
 mvn -q -B -Dstyle.color=never dependency:get -Dartifact=com.zaxxer:HikariCP:6.3.3 >/dev/null
+# The test classpath as Maven resolved it (JUnit with its Platform Launcher, pgJDBC, HikariCP,
+# Gson: jars in ~/.m2), for the arm64 suite (tests/arm64/run.sh), which runs the tests in the
+# arm64 root's JVM without Maven.
+mvn -q -B -Dstyle.color=never -pl pgentra dependency:build-classpath -Dmdep.includeScope=test \
+  -Dmdep.outputFile="$here/pgentra/target/test-classpath.txt" >/dev/null
 mkdir -p "$out"
 rm -f "$out"/pgentra-*.jar
 version=$(sed -n 's:^  <version>\(.*\)</version>:\1:p' pom.xml | head -1)

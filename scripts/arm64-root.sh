@@ -12,9 +12,11 @@ root=${PGENTRA_ARM64_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/pgentra/arm64-root}
 # What the suite runs inside: Python with psycopg2, SQLAlchemy and pytest (the wheel), pip (installs the
 # wheel, checking its platform tag), psql (the CLI's `exec -- psql`), Node.js (the addon),
 # Ruby with ruby-pg and minitest, PHP with pgsql/pdo_pgsql and PHPUnit (the extensions),
-# ca-certificates.
+# a headless Java 17 runtime (the jar's JNI library; the tests' classes and their dependencies
+# come from the host's Maven build), curl (the harness's stand-in `az`, for the Java tests'
+# Azure CLI credential), ca-certificates.
 packages=(python3 python3-psycopg2 python3-sqlalchemy python3-pytest python3-pip postgresql-client nodejs ca-certificates
-  ruby ruby-pg ruby-minitest php8.2-cli php8.2-pgsql phpunit)
+  ruby ruby-pg ruby-minitest php8.2-cli php8.2-pgsql phpunit openjdk-17-jre-headless curl)
 # What the Ruby and PHP extensions are cross-compiled against on the host
 # (scripts/build-platforms.sh): Ruby's and PHP's headers and php-config (rbconfig.rb comes with
 # ruby), and the C library's headers for bindgen (the root is its sysroot). Only unpacked
@@ -33,6 +35,14 @@ unpack_headers() { # ROOT: the packages of headers, from the root's apt, unpacke
   rm -rf "${1:?}$d"
 }
 mounted_under() { grep -qs " $1/" /proc/mounts; }
+# apt_in ROOT ARGS...: apt-get in the root, with /proc mounted in a private mount namespace that
+# vanishes with the command (maintainer scripts such as the JRE's need it; the root itself is
+# never left mounted).
+apt_in() {
+  local r=$1; shift
+  unshare --mount --propagation private sh -c 'mount -t proc proc "$1/proc" && r=$1 && shift && exec chroot "$r" apt-get "$@"' \
+    sh "$r" "$@"
+}
 
 export DEBIAN_FRONTEND=noninteractive
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -65,8 +75,8 @@ if [ -f "$stamp" ] && [ -x "$root/usr/bin/python3" ]; then
   # A complete root made with fewer packages: add the missing ones (apt inside the root).
   if grep -q "^suite=$suite " "$stamp" && ! mounted_under "$root"; then
     echo "arm64-root: apt-get install ${packages[*]} in $root" >&2
-    if chroot "$root" apt-get update -qq >&2 &&
-       chroot "$root" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null &&
+    if apt_in "$root" update -qq >&2 &&
+       apt_in "$root" install -y -qq --no-install-recommends "${packages[@]}" >/dev/null &&
        unpack_headers "$root"; then
       chroot "$root" apt-get clean
       echo "$want" > "$stamp"

@@ -15,6 +15,11 @@
 #     PDO: php/tests (PHPUnit; VectorsTest byte for byte, ConnectTest's login as pgentra-app).
 #   - Node.js: the linux-arm64-gnu addon with Debian arm64's Node.js and node-postgres
 #     (pure JavaScript, from node/node_modules): node/test/unit.test.js and node/test/pg.test.js.
+#   - Java: dist/java/pgentra-<version>.jar in Debian arm64's JVM (its loader picks the jar's
+#     linux-aarch64 library), with java/pgentra's JUnit tests run by the JUnit Platform
+#     (tests/arm64/JUnitArm64.java, compiled here; the jars Maven resolved in java/build.sh):
+#     PgEntraTest (vectors byte for byte), VocabularyTest (a token), PluginTest and RecoveryTest
+#     (logins as pgentra-app with pgJDBC through the plugin), LoaderTest's two class loaders.
 # Run it under the harness: tests/harness/with-harness.sh tests/arm64/run.sh (make test does).
 # Its mounts live in the harness's private mount namespace and vanish with it.
 set -euo pipefail
@@ -109,4 +114,32 @@ if [ -f "$addon" ]; then
 else
   fail "no $addon: run scripts/build-platforms.sh (make build does)"
 fi
+
+# Java: the jar as shipped, in the root's JVM, with the test classes and the jars java/build.sh
+# resolved (copied into the root: ~/.m2 is not there), and the runner compiled here.
+jar=$(ls -1t "$repo"/dist/java/pgentra-[0-9]*.jar 2>/dev/null | head -n1 || true)
+[ -n "$jar" ] || fail "no dist/java/pgentra-<version>.jar: run java/build.sh (make build does)"
+tests_cp="$repo/java/pgentra/target/test-classpath.txt"
+[ -f "$tests_cp" ] && [ -d "$repo/java/pgentra/target/test-classes/io/pgentra" ] ||
+  fail "no java/pgentra/target/test-classes or test-classpath.txt: run java/build.sh (make build does)"
+t=$SECONDS
+echo "== arm64: Java $(basename "$jar") with Debian arm64's $(in_root java -version 2>&1 | head -n1)"
+jv=/tmp/pgentra-java
+mkdir -p "$arm_root$jv/lib" "$arm_root$jv/runner"
+mapfile -t deps < <(tr : "\n" < "$tests_cp")
+cp "${deps[@]}" "$arm_root$jv/lib/"
+javac --release 17 -nowarn -d "$arm_root$jv/runner" -cp "$(cat "$tests_cp")" "$here/JUnitArm64.java"
+# The JVM's trust store: the harness's database CA (as java/test.sh).
+keytool -importcert -noprompt -alias pgentra-test-pg -file "$PGENTRA_PG_CA" -keystore "$arm_root$jv/trust.p12" \
+  -storetype PKCS12 -storepass changeit >/dev/null 2>&1
+cp="$jar:$repo/java/pgentra/target/test-classes:$jv/runner:$(ls "$arm_root$jv"/lib/*.jar | sed "s|^$arm_root||" | paste -sd:)"
+# As java/test.sh: Service Connector's JDBC strings for a system-assigned identity and, under
+# another prefix, a user-assigned one; the harness's stand-in `az` on PATH (it runs the root's curl).
+sc="jdbc:postgresql://$PGENTRA_PG_HOST:$PGENTRA_PG_PORT/postgres?sslmode=require&authenticationPluginClassName=com.azure.identity.extensions.jdbc.postgresql.AzurePostgresqlAuthenticationPlugin"
+in_root sh -c "cd '$repo/java/pgentra' && PATH='$repo/tests/harness/bin':\$PATH AZURE_POSTGRESQL_CONNECTIONSTRING='$sc&user=pgentra-app' \
+  SCUAMI_CONNECTIONSTRING='$sc&user=pgentra-uami' SCUAMI_CLIENTID=11111111-1111-1111-1111-111111111111 PGENTRA_SELFTEST=1 PGENTRA_IMDS_ENDPOINT=http://127.0.0.1:9 exec java -Xss1m \
+  -Djavax.net.ssl.trustStore=$jv/trust.p12 -Djavax.net.ssl.trustStorePassword=changeit -Djavax.net.ssl.trustStoreType=PKCS12 \
+  -cp '$cp' JUnitArm64 io.pgentra.PgEntraTest io.pgentra.VocabularyTest io.pgentra.jdbc.PluginTest io.pgentra.jdbc.RecoveryTest \
+  'io.pgentra.LoaderTest#twoClassLoadersLoadTheJarAtOnce'"
+echo "arm64: Java in $((SECONDS - t)) s"
 echo "arm64: all passed in $SECONDS s"
