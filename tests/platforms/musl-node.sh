@@ -45,7 +45,7 @@ const loaded = process.report.getReport().sharedObjects.filter((f) => /pgentra\.
 if (loaded.length !== 1 || loaded[0] !== addon) throw new Error(`loaded ${JSON.stringify(loaded)}, not ${addon}`);
 if (process.report.getReport().header.glibcVersionRuntime) throw new Error('this Node.js runs on glibc');
 console.log(`musl node: ${process.arch} Node.js ${process.version} on musl loaded ${addon}`);
-const r = spawnSync(process.execPath, ['--test', ...files], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
 process.exit(r.status === null ? 1 : r.status);
 JS
 )
