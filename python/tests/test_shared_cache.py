@@ -9,6 +9,7 @@ $PGENTRA_TEST_DIR, and counts requests at the emulator (/control/stats).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -51,6 +52,11 @@ def connector() -> pgentra.Connector:
     return pgentra.Connector(connection_string=libpq(), credential="managed-identity", timeout=10)
 
 
+def digest(token: str) -> str:
+    """What a report carries instead of a token (a failed assertion prints it)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
 def worker(folder: str, gate, results, login: bool) -> None:
     """One cold worker process: its own connector, a token once every worker is ready."""
     share_through(Path(folder))
@@ -58,16 +64,16 @@ def worker(folder: str, gate, results, login: bool) -> None:
     gate.wait(timeout=60)
     tok = c.token()
     user = current_user_closing(psycopg2.connect(**c.conninfo())) if login else None
-    results.put({"pid": os.getpid(), "token": tok, "requests": c.token_requests, "user": user})
+    results.put({"pid": os.getpid(), "token": digest(tok), "requests": c.token_requests, "user": user})
 
 
 # One process of a later deploy, or a worker that a server starts after the others: a fresh
 # interpreter with its own connector.
 FRESH = (
-    "import json, sys, pgentra\n"
+    "import hashlib, json, sys, pgentra\n"
     "c = pgentra.Connector(connection_string=sys.argv[1], credential='managed-identity', timeout=10)\n"
     "try:\n"
-    "    print(json.dumps({'token': c.token(), 'requests': c.token_requests}))\n"
+    "    print(json.dumps({'token': hashlib.sha256(c.token().encode()).hexdigest()[:16], 'requests': c.token_requests}))\n"
     "except pgentra.Error as e:\n"
     "    print(json.dumps({'error': type(e).__name__, 'kind': e.kind, 'service_code': e.service_code, 'message': str(e)}))\n"
 )

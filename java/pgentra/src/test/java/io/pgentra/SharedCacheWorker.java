@@ -3,6 +3,8 @@ package io.pgentra;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.util.HexFormat;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
@@ -31,7 +33,9 @@ public final class SharedCacheWorker {
         }
         String token = "", user = "", kind = "", code = "", message = "";
         try {
-            token = new String(pg.token());
+            // A digest, not the token: a failed assertion prints the report.
+            byte[] sha = MessageDigest.getInstance("SHA-256").digest(new String(pg.token()).getBytes(StandardCharsets.UTF_8));
+            token = HexFormat.of().formatHex(sha, 0, 8);
             if ("1".equals(System.getenv("SHARED_TEST_LOGIN"))) {
                 try (Connection c = DriverManager.getConnection(pg.jdbcUrl());
                         Statement s = c.createStatement();
